@@ -1,0 +1,36 @@
+# The two set-up commands of the README: `make demo` and `make test`. Both work on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# torch first and pinned: a CPU wheel of it lies on the machine; an unpinned torch pulls a CUDA build.
+TORCH  := torch==2.13.0
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --prefer-binary $(TORCH)
+	$(PIP) install -q --prefer-binary -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/ai4hep data list
+	$(VENV)/bin/ai4hep data generate top --jets 200 --out demo-data/top --workers 2 --seed 1
+	$(VENV)/bin/ai4hep data info demo-data/top
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(PY) -m pytest -q tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/generation_rate.py
+
+clean:
+	rm -rf demo-data .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Open benchmark datasets made reproducibly with Pythia 8 + FastJet."""

@@ -1,0 +1,1 @@
+"""Event generation (pythia), parametric detector response (detector), clustering and jet content (jets)."""

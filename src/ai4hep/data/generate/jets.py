@@ -1,0 +1,227 @@
+"""Jet clustering (FastJet, vectorised over a batch), selection, truth labels and the per-jet arrays of the layout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import awkward as ak
+import fastjet
+import numpy as np
+
+from ai4hep.data import schema
+from ai4hep.data.cards import FLAVOUR_CLASS, DatasetCard, Process
+from ai4hep.data.generate import truth
+from ai4hep.data.generate.detector import RecoObjects
+from ai4hep.data.generate.pythia import EventBatch
+from ai4hep.data.generate.substructure import rapidity, substructure
+
+_JET_DEFS: dict[float, fastjet.JetDefinition] = {}
+
+
+def _antikt(radius: float) -> fastjet.JetDefinition:
+    if radius not in _JET_DEFS:
+        _JET_DEFS[radius] = fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
+    return _JET_DEFS[radius]
+
+
+@dataclass
+class Jets:
+    """Selected jets of a batch and their constituents (indices into the RecoObjects arrays)."""
+
+    evt: np.ndarray
+    px: np.ndarray
+    py: np.ndarray
+    pz: np.ndarray
+    e: np.ndarray
+    const_jet: np.ndarray  # jet index of each constituent (ascending)
+    const_idx: np.ndarray  # index into RecoObjects
+
+    def __len__(self) -> int:
+        return len(self.evt)
+
+    @property
+    def pt(self) -> np.ndarray:
+        return np.hypot(self.px, self.py)
+
+    @property
+    def eta(self) -> np.ndarray:
+        return np.arcsinh(self.pz / np.maximum(self.pt, 1e-9))
+
+    @property
+    def phi(self) -> np.ndarray:
+        return np.arctan2(self.py, self.px)
+
+    def subset(self, keep: np.ndarray) -> Jets:
+        keep = np.asarray(keep)
+        new_index = np.full(len(self.evt), -1)
+        new_index[keep] = np.arange(len(keep))
+        sel = new_index[self.const_jet] >= 0
+        return Jets(
+            evt=self.evt[keep],
+            px=self.px[keep],
+            py=self.py[keep],
+            pz=self.pz[keep],
+            e=self.e[keep],
+            const_jet=new_index[self.const_jet[sel]],
+            const_idx=self.const_idx[sel],
+        )
+
+
+def cluster_and_select(reco: RecoObjects, card: DatasetCard) -> Jets:
+    """anti-kT clustering of every event of the batch, then the card's pT / eta window and per-event cap."""
+    sel = card.jets
+    counts = np.diff(reco.offsets)
+    objects = ak.unflatten(
+        ak.zip({"px": reco.px, "py": reco.py, "pz": reco.pz, "E": reco.e}, with_name="Momentum4D"), counts
+    )
+    cs = fastjet.ClusterSequence(objects, _antikt(sel.radius))
+    found = cs.inclusive_jets(min_pt=sel.pt_min)
+    members = cs.constituent_index(min_pt=sel.pt_min)
+    n_per_event = ak.to_numpy(ak.num(found))
+    evt = np.repeat(np.arange(len(counts)), n_per_event)
+    flat = ak.flatten(found)
+    px, py, pz, e = (np.asarray(ak.to_numpy(flat[k]), dtype=np.float64) for k in ("px", "py", "pz", "E"))
+    pt = np.hypot(px, py)
+    if sel.use_rapidity:
+        position = rapidity(pz, e)
+    else:
+        position = np.arcsinh(pz / np.maximum(pt, 1e-9))
+    ok = (pt >= sel.pt_min) & (np.abs(position) < sel.abs_eta_max)
+    if sel.pt_max is not None:
+        ok &= pt < sel.pt_max
+    # rank passing jets by pT inside each event and keep the leading max_jets_per_event
+    order = np.lexsort((-pt, ~ok, evt))
+    ranked_evt = evt[order]
+    rank = np.arange(len(order)) - np.searchsorted(ranked_evt, ranked_evt, side="left")
+    keep = np.sort(order[ok[order] & (rank < sel.max_jets_per_event)])
+    member_lists = ak.flatten(members, axis=1)[keep]
+    n_members = ak.to_numpy(ak.num(member_lists))
+    local = ak.to_numpy(ak.flatten(member_lists)).astype(np.int64)
+    const_jet = np.repeat(np.arange(len(keep)), n_members)
+    const_idx = local + reco.offsets[evt[keep]][const_jet]
+    return Jets(evt=evt[keep], px=px[keep], py=py[keep], pz=pz[keep], e=e[keep], const_jet=const_jet,
+                const_idx=const_idx)
+
+
+def _truth_keep(batch: EventBatch, jets: Jets, process: Process, radius: float) -> np.ndarray:
+    t = process.truth
+    if t.kind in ("none", "hadron"):
+        return np.ones(len(jets), dtype=bool)
+    r = t.match_r or radius
+    eta, phi = jets.eta, jets.phi
+    keep = np.zeros(len(jets), dtype=bool)
+    for j in range(len(jets)):
+        if t.kind == "resonance":
+            keep[j] = truth.match_resonance(batch, int(jets.evt[j]), eta[j], phi[j], t.pdg, t.products, r)
+        else:
+            keep[j] = truth.match_parton(batch, int(jets.evt[j]), eta[j], phi[j], t.parton, r)
+    return keep
+
+
+def _wrap(dphi: np.ndarray) -> np.ndarray:
+    return np.mod(dphi + np.pi, 2 * np.pi) - np.pi
+
+
+def _pad(values: dict[str, np.ndarray], jet: np.ndarray, rank: np.ndarray, n_jets: int, width: int,
+         dtype: np.dtype) -> np.ndarray:
+    out = np.zeros((n_jets, width), dtype=dtype)
+    keep = rank < width
+    j, r = jet[keep], rank[keep]
+    for name, v in values.items():
+        out[name][j, r] = v[keep]
+    out["valid"][j, r] = True
+    return out
+
+
+def _ranks(jet: np.ndarray, sort_key: np.ndarray) -> np.ndarray:
+    """Position of each element inside its jet when sorted by sort_key ascending; input grouped by jet."""
+    order = np.lexsort((sort_key, jet))
+    rank = np.empty(len(jet), dtype=np.int64)
+    sorted_jet = jet[order]
+    rank[order] = np.arange(len(jet)) - np.searchsorted(sorted_jet, sorted_jet, side="left")
+    return rank
+
+
+def build_arrays(
+    batch: EventBatch,
+    reco: RecoObjects,
+    card: DatasetCard,
+    process_index: int,
+    event_base: int,
+) -> dict[str, np.ndarray]:
+    """Cluster, select, label and fill the structured arrays for one batch of one process."""
+    process = card.processes[process_index]
+    radius = card.jets.radius
+    jets = cluster_and_select(reco, card)
+    jets = jets.subset(np.flatnonzero(_truth_keep(batch, jets, process, radius)))
+    n = len(jets)
+    jet_pt, jet_eta, jet_phi = jets.pt, jets.eta, jets.phi
+    c = jets.const_idx
+    cj = jets.const_jet
+    cpx, cpy, cpz, ce = reco.px[c], reco.py[c], reco.pz[c], reco.e[c]
+    cpt = np.hypot(cpx, cpy)
+    ceta = np.arcsinh(cpz / np.maximum(cpt, 1e-9))
+    cphi = np.arctan2(cpy, cpx)
+    jx, jy = (jets.px / np.maximum(jet_pt, 1e-9))[cj], (jets.py / np.maximum(jet_pt, 1e-9))[cj]
+    d0 = reco.d0[c]
+    lifetime_sign = np.where(d0 * (reco.nx[c] * jx + reco.ny[c] * jy) >= 0, 1.0, -1.0)
+    d0_signed = np.abs(d0) * lifetime_sign
+    deta, dphi = ceta - jet_eta[cj], _wrap(cphi - jet_phi[cj])
+
+    jets_arr = np.zeros(n, dtype=schema.jet_dtype(card))
+    jets_arr["pt"], jets_arr["eta"], jets_arr["phi"] = jet_pt, jet_eta, jet_phi
+    jets_arr["energy"] = jets.e
+    jets_arr["mass"] = np.sqrt(np.maximum(jets.e**2 - jets.px**2 - jets.py**2 - jets.pz**2, 0.0))
+    jets_arr["n_consts"] = np.bincount(cj, minlength=n)
+    is_track = reco.is_track[c]
+    jets_arr["n_tracks"] = np.bincount(cj[is_track], minlength=n)
+    jets_arr["process"] = process_index
+    jets_arr["event"] = event_base + jets.evt
+    for name, values in substructure(cj, n, cpx, cpy, cpz, ce, radius, hlf5=card.features == "hlf5").items():
+        jets_arr[name] = values
+    if process.truth.kind == "hadron":
+        is_b, is_c = truth.weakly_decaying(batch, 5), truth.weakly_decaying(batch, 4)
+        flavour, n_b, n_c = truth.hadron_flavour(
+            batch, jets.evt, jet_eta, jet_phi, is_b, is_c, process.truth.match_r or 0.3
+        )
+        jets_arr["flavour"], jets_arr["n_bhad"], jets_arr["n_chad"] = flavour, n_b, n_c
+        jets_arr["label"] = np.vectorize(FLAVOUR_CLASS.get, otypes=[np.int32])(flavour) if n else 0
+    else:
+        jets_arr["label"] = process.label
+
+    consts = _pad(
+        {
+            "px": cpx, "py": cpy, "pz": cpz, "energy": ce, "pt": cpt, "eta": ceta, "phi": cphi,
+            "deta": deta, "dphi": dphi, "charge": reco.charge[c], "pid": reco.pid[c],
+            "d0": d0_signed, "d0err": reco.d0err[c], "dz": reco.z0[c], "dzerr": reco.z0err[c],
+        },
+        cj, _ranks(cj, -cpt), n, card.max_consts, schema.CONST_DTYPE,
+    )
+    arrays = {"jets": jets_arr, "consts": consts}
+    if card.max_tracks:
+        t = np.flatnonzero(is_track)
+        tj = cj[t]
+        theta = 2 * np.arctan(np.exp(-ceta[t]))
+        z0 = reco.z0[c][t]
+        z0_sign = np.where((jet_eta[tj] - ceta[t]) * z0 >= 0, 1.0, -1.0)
+        z0sintheta = np.abs(z0 * np.sin(theta)) * z0_sign
+        d0err, z0err = reco.d0err[c][t], reco.z0err[c][t]
+        d0sig = d0_signed[t] / d0err
+        z0sig = z0sintheta / (z0err * np.sin(theta))
+        rank = _ranks(tj, -np.abs(d0sig))
+        order = np.lexsort((rank, tj))  # tracks in the stored order, for vertex numbering
+        truth_idx = reco.truth[c][t]
+        pileup = reco.pileup[c][t]
+        is_b, is_c = truth.weakly_decaying(batch, 5), truth.weakly_decaying(batch, 4)
+        origin = truth.track_origins(batch, truth_idx, pileup, is_b, is_c)
+        vertex = np.empty(len(t), dtype=np.int16)
+        vertex[order] = truth.vertex_indices(batch, truth_idx[order], pileup[order], tj[order])
+        arrays["tracks"] = _pad(
+            {
+                "pt": cpt[t], "eta": ceta[t], "phi": cphi[t], "deta": deta[t], "dphi": dphi[t],
+                "charge": reco.charge[c][t], "d0": d0_signed[t], "z0sintheta": z0sintheta, "d0sig": d0sig,
+                "z0sig": z0sig, "d0err": d0err, "z0err": z0err, "origin": origin, "vertex": vertex,
+            },
+            tj, rank, n, card.max_tracks, schema.TRACK_DTYPE,
+        )
+    return arrays

@@ -1,0 +1,328 @@
+"""Dataset generation as independent shards: worker processes or a Dask cluster, atomic writes, resume.
+
+A dataset of N jets is cut into shards of `shard_size` jets; shard k draws its Pythia seeds from (seed, k, process)
+alone, so the arrays do not depend on how many workers ran, in which order, or whether the run was resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ai4hep import __version__
+from ai4hep.data import schema
+from ai4hep.data.cards import DatasetCard, get_card
+from ai4hep.data.generate.detector import PRESETS, DetectorConfig, PileUp, reconstruct
+from ai4hep.data.generate.jets import build_arrays
+from ai4hep.data.generate.pythia import Generator, pythia_seed
+from ai4hep.errors import UserError
+
+MANIFEST = "dataset.json"
+MAX_EVENTS_WITHOUT_JET = 20_000
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    out_dir: str
+    card_name: str
+    detector_json: str
+    seed: int
+    index: int
+    n_jets: int
+
+    @property
+    def path(self) -> Path:
+        return Path(self.out_dir) / f"{self.card_name}-{self.index:05d}.h5"
+
+
+@dataclass
+class ShardResult:
+    index: int
+    n_jets: int
+    n_events: int
+    seconds: float
+    content_hash: str
+    skipped: bool = False
+
+
+def process_quotas(card: DatasetCard, n_jets: int) -> list[int]:
+    """Jets per process for a shard: the card's fractions, remainders by largest fraction (deterministic)."""
+    fractions = np.array([p.fraction for p in card.processes], dtype=float)
+    fractions /= fractions.sum()
+    exact = fractions * n_jets
+    quotas = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - quotas), kind="stable")[: n_jets - quotas.sum()]:
+        quotas[i] += 1
+    return quotas.tolist()
+
+
+def shard_sizes(n_jets: int, shard_size: int) -> list[int]:
+    full, rest = divmod(n_jets, shard_size)
+    return [shard_size] * full + ([rest] if rest else [])
+
+
+def _generate_process(
+    card: DatasetCard, detector: DetectorConfig, task: ShardTask, p: int, quota: int,
+    progress: Callable[[int], None] | None,
+) -> tuple[dict[str, np.ndarray], int]:
+    process = card.processes[p]
+    gen = Generator((*card.common_settings, *process.settings), pythia_seed(task.seed, task.index, p))
+    rng = np.random.default_rng([task.seed, task.index, p, 1])
+    pileup = None
+    if detector.pileup_mu > 0:
+        pileup = PileUp(detector.pileup_mu, pythia_seed(task.seed, task.index, p, 2), card.common_settings)
+    pieces: list[dict[str, np.ndarray]] = []
+    have, events, rate = 0, 0, 0.5
+    while have < quota:
+        if events >= MAX_EVENTS_WITHOUT_JET and have == 0:
+            raise RuntimeError(f"process '{process.name}' gave no selected jet in {events} events; check its card")
+        n_events = int(np.clip(np.ceil((quota - have) / max(rate, 0.01) * 1.1), 4, 200))
+        batch = gen.next_batch(n_events)
+        reco = reconstruct(batch, gen, detector, rng, pileup)
+        arrays = build_arrays(batch, reco, card, p, events)
+        events += batch.n_events
+        take = min(quota - have, len(arrays["jets"]))
+        pieces.append({k: v[:take] for k, v in arrays.items()})
+        have += take
+        rate = max(have, 1) / events
+        if progress and take:
+            progress(take)
+    return {k: np.concatenate([piece[k] for piece in pieces]) for k in pieces[0]}, events
+
+
+def generate_shard(task: ShardTask, progress: Callable[[int], None] | None = None) -> ShardResult:
+    """Generate one shard and write it atomically. Safe to run in any process or on any Dask worker."""
+    start = time.perf_counter()
+    card = get_card(task.card_name)
+    detector = DetectorConfig.model_validate_json(task.detector_json)
+    parts, n_events = [], 0
+    for p, quota in enumerate(process_quotas(card, task.n_jets)):
+        if quota:
+            arrays, events = _generate_process(card, detector, task, p, quota, progress)
+            parts.append(arrays)
+            n_events += events
+    merged = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+    order = np.random.default_rng([task.seed, task.index, 99]).permutation(task.n_jets)
+    merged = {k: v[order] for k, v in merged.items()}
+    digest = schema.write_atomic(task.path, merged, shard_attrs(card, detector, task))
+    return ShardResult(task.index, task.n_jets, n_events, time.perf_counter() - start, digest)
+
+
+def shard_attrs(card: DatasetCard, detector: DetectorConfig, task: ShardTask) -> dict[str, str | int]:
+    return {
+        "card": card.to_json(),
+        "card_name": card.name,
+        "card_version": card.version,
+        "card_digest": card.digest(),
+        "detector": detector.model_dump_json(),
+        "seed": task.seed,
+        "shard_index": task.index,
+        "n_jets": task.n_jets,
+        "ai4hep_version": __version__,
+    }
+
+
+def _existing_result(task: ShardTask, card: DatasetCard, detector: DetectorConfig) -> ShardResult | None:
+    """A finished shard from an earlier run, or None. A shard of a different dataset is an error."""
+    path = task.path
+    if not path.exists():
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = dict(f.attrs)
+    except OSError:
+        path.unlink()  # cannot happen with atomic writes, but a damaged file is regenerated, not trusted
+        return None
+    expected = shard_attrs(card, detector, task)
+    for key in ("card_digest", "detector", "seed", "shard_index", "n_jets"):
+        got = attrs.get(key)
+        got = got.decode() if isinstance(got, bytes) else got
+        if str(got) != str(expected[key]):
+            raise UserError(
+                f"{path} belongs to a different dataset ({key} differs); use another --out folder or delete it"
+            )
+    return ShardResult(task.index, task.n_jets, 0, 0.0, str(attrs["content_hash"]), skipped=True)
+
+
+def _remove_temporaries(out_dir: Path) -> None:
+    for tmp in out_dir.glob(".*.tmp-*"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {out_dir}: {exc.strerror}; choose a writable --out") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise UserError(f"output folder {out_dir} is not writable; choose a writable --out")
+    probe = out_dir / f".probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write into {out_dir}: {exc.strerror}; choose a writable --out") from None
+
+
+def _run_pool(tasks: list[ShardTask], workers: int, on_jets: Callable[[int], None]) -> Iterator[ShardResult]:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        queue = manager.Queue()
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        try:
+            pending = {pool.submit(_pool_entry, task, queue) for task in tasks}
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                while not queue.empty():
+                    on_jets(queue.get())
+                for fut in done:
+                    yield fut.result()
+            while not queue.empty():
+                on_jets(queue.get())
+        finally:
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _pool_entry(task: ShardTask, queue) -> ShardResult:  # noqa: ANN001 - a Manager queue proxy
+    return generate_shard(task, progress=queue.put)
+
+
+def _run_dask(tasks: list[ShardTask], address: str) -> Iterator[ShardResult]:
+    from distributed import Client, as_completed
+
+    try:
+        client = Client(address, timeout="20s")
+    except (OSError, TimeoutError) as exc:
+        raise UserError(f"cannot reach the Dask scheduler at {address} ({exc}); check --dask") from None
+    try:
+        futures = client.map(generate_shard, tasks, pure=False)
+        for fut in as_completed(futures):
+            yield fut.result()
+    finally:
+        client.close()
+
+
+@dataclass
+class GenerateSummary:
+    out_dir: Path
+    n_jets: int
+    n_events: int
+    seconds: float
+    shards: list[ShardResult]
+    dataset_hash: str
+
+
+def generate(
+    name: str,
+    n_jets: int,
+    out_dir: Path,
+    seed: int = 1,
+    workers: int = 1,
+    shard_size: int = 1000,
+    detector: str = "atlas-like",
+    pileup_mu: float = 0.0,
+    dask_address: str | None = None,
+    show_progress: bool = True,
+) -> GenerateSummary:
+    """Generate (or finish generating) a named dataset into out_dir."""
+    card = get_card(name)
+    if n_jets <= 0:
+        raise UserError(f"--jets must be a positive number of jets, got {n_jets}")
+    if shard_size <= 0:
+        raise UserError(f"--shard-size must be positive, got {shard_size}")
+    if workers <= 0:
+        raise UserError(f"--workers must be positive, got {workers}")
+    if not 0 <= seed < 2**31:
+        raise UserError(f"--seed must be between 0 and 2^31-1, got {seed}")
+    if detector not in PRESETS:
+        raise UserError(f"unknown detector '{detector}'; valid names: {', '.join(PRESETS)}")
+    det = PRESETS[detector].model_copy(update={"pileup_mu": float(pileup_mu)})
+    if pileup_mu < 0:
+        raise UserError(f"--pileup must be >= 0, got {pileup_mu}")
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir)
+    _remove_temporaries(out_dir)
+    manifest_path = out_dir / MANIFEST
+    if manifest_path.exists():
+        old = json.loads(manifest_path.read_text())
+        if old.get("n_jets") != n_jets or old.get("card_digest") != card.digest() or old.get("seed") != seed:
+            raise UserError(f"{out_dir} already holds a different dataset; use another --out folder or delete it")
+    tasks = [
+        ShardTask(str(out_dir), card.name, det.model_dump_json(), seed, i, size)
+        for i, size in enumerate(shard_sizes(n_jets, shard_size))
+    ]
+    results: dict[int, ShardResult] = {}
+    todo = []
+    for task in tasks:
+        existing = _existing_result(task, card, det)
+        if existing is None:
+            todo.append(task)
+        else:
+            results[task.index] = existing
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    bar = tqdm(
+        total=n_jets,
+        initial=sum(r.n_jets for r in results.values()),
+        unit="jet",
+        desc=f"{card.name}",
+        disable=not show_progress,
+        dynamic_ncols=True,
+    )
+    try:
+        if dask_address:
+            stream = _run_dask(todo, dask_address)
+        elif workers == 1 or len(todo) <= 1:
+            stream = (generate_shard(task, progress=bar.update) for task in todo)
+        else:
+            stream = _run_pool(todo, min(workers, len(todo)), bar.update)
+        for result in stream:
+            if dask_address:
+                bar.update(result.n_jets)
+            results[result.index] = result
+    except BaseException:
+        _remove_temporaries(out_dir)
+        raise
+    finally:
+        bar.close()
+    ordered = [results[i] for i in range(len(tasks))]
+    dataset_hash = _combined_hash([r.content_hash for r in ordered])
+    manifest = {
+        "name": card.name,
+        "card_version": card.version,
+        "card_digest": card.digest(),
+        "detector": json.loads(det.model_dump_json()),
+        "seed": seed,
+        "n_jets": n_jets,
+        "shard_size": shard_size,
+        "shards": [{"file": tasks[r.index].path.name, **asdict(r)} for r in ordered],
+        "dataset_hash": dataset_hash,
+        "ai4hep_version": __version__,
+    }
+    tmp = manifest_path.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, manifest_path)
+    seconds = time.perf_counter() - start
+    return GenerateSummary(out_dir, n_jets, sum(r.n_events for r in ordered), seconds, ordered, dataset_hash)
+
+
+def _combined_hash(hashes: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("".join(hashes).encode()).hexdigest()
