@@ -284,6 +284,7 @@ def generate(
         desc=f"{card.name}",
         disable=not show_progress,
         dynamic_ncols=True,
+        mininterval=1.0,
     )
     try:
         if dask_address:

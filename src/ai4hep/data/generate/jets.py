@@ -12,10 +12,11 @@ from ai4hep.data import schema
 from ai4hep.data.cards import FLAVOUR_CLASS, DatasetCard, Process
 from ai4hep.data.generate import truth
 from ai4hep.data.generate.detector import RecoObjects
-from ai4hep.data.generate.pythia import EventBatch
+from ai4hep.data.generate.pythia import EventBatch, quiet_stdout
 from ai4hep.data.generate.substructure import rapidity, substructure
 
 _JET_DEFS: dict[float, fastjet.JetDefinition] = {}
+_BANNER = {"shown": False}  # FastJet prints its banner to stdout at the first clustering of each process
 
 
 def _antikt(radius: float) -> fastjet.JetDefinition:
@@ -75,6 +76,10 @@ def cluster_and_select(reco: RecoObjects, card: DatasetCard) -> Jets:
         ak.zip({"px": reco.px, "py": reco.py, "pz": reco.pz, "E": reco.e}, with_name="Momentum4D"), counts
     )
     cs = fastjet.ClusterSequence(objects, _antikt(sel.radius))
+    if not _BANNER["shown"]:
+        with quiet_stdout():
+            found = cs.inclusive_jets(min_pt=sel.pt_min)
+        _BANNER["shown"] = True
     found = cs.inclusive_jets(min_pt=sel.pt_min)
     members = cs.constituent_index(min_pt=sel.pt_min)
     n_per_event = ak.to_numpy(ak.num(found))

@@ -41,7 +41,7 @@ class EventBatch:
 
 
 @contextlib.contextmanager
-def _quiet_stdout() -> Iterable[None]:
+def quiet_stdout() -> Iterable[None]:
     """Pythia's banner goes to the C-level stdout; silence it at file-descriptor level."""
     import sys
 
@@ -69,7 +69,7 @@ class Generator:
     def __init__(self, settings: Iterable[str], seed: int) -> None:
         import pythia8mc
 
-        with _quiet_stdout():
+        with quiet_stdout():
             self._pythia = pythia8mc.Pythia("", False)
             for line in [*settings, "Random:setSeed = on", f"Random:seed = {seed}"]:
                 if not self._pythia.readString(line):
@@ -83,7 +83,7 @@ class Generator:
         return self._pythia
 
     def next_batch(self, n_events: int) -> EventBatch:
-        with _quiet_stdout():
+        with quiet_stdout():
             events = self._pythia.nextBatch(n_events)
         prt = events.prt
         counts = ak.to_numpy(ak.num(prt)).astype(np.int64)

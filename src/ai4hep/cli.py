@@ -1,0 +1,123 @@
+"""The `ai4hep` command: a thin layer over the library. User errors are one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import typer
+
+app = typer.Typer(help="ai4hep: the cross-experiment AI toolkit for particle physics.", no_args_is_help=True,
+                  add_completion=False)
+data_app = typer.Typer(help="Open benchmark datasets generated reproducibly with Pythia 8 + FastJet.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+_STATE = {"debug": False}
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
+    _STATE["debug"] = debug
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List the named datasets and their cards."""
+    from ai4hep.data.cards import CARDS
+
+    for card in CARDS.values():
+        typer.echo(f"{card.name:<9} v{card.version}  {card.description}")
+        typer.echo(f"{'':<12}classes: {', '.join(card.classes)}; after {card.reference}")
+
+
+@data_app.command("generate")
+def data_generate(
+    name: str = typer.Argument(..., help="Dataset name (see 'ai4hep data list')."),
+    jets: int = typer.Option(..., "--jets", help="Number of jets to generate."),
+    out: Path = typer.Option(..., "--out", help="Output folder (one HDF5 file per shard)."),
+    workers: int = typer.Option(1, "--workers", help="Worker processes."),
+    seed: int = typer.Option(1, "--seed", help="Base seed; same seed and jets give identical arrays."),
+    shard_size: int = typer.Option(1000, "--shard-size", help="Jets per shard."),
+    detector: str = typer.Option("atlas-like", "--detector", help="Detector response: atlas-like or none."),
+    pileup: float = typer.Option(0.0, "--pileup", help="Mean number of pile-up interactions (Poisson)."),
+    dask: str = typer.Option(None, "--dask", help="Dask scheduler address, e.g. tcp://host:8786."),
+) -> None:
+    """Generate a dataset (resumes an interrupted run in the same folder)."""
+    from ai4hep.data.shards import generate
+
+    s = generate(name, jets, out, seed=seed, workers=workers, shard_size=shard_size, detector=detector,
+                 pileup_mu=pileup, dask_address=dask)
+    skipped = sum(r.skipped for r in s.shards)
+    rate = (s.n_jets - sum(r.n_jets for r in s.shards if r.skipped)) / max(s.seconds, 1e-9)
+    typer.echo(f"wrote {s.n_jets} jets in {len(s.shards)} shard(s) to {s.out_dir} "
+               f"({skipped} shard(s) already there; {rate:.1f} jets/s); dataset hash {s.dataset_hash[:16]}")
+
+
+@data_app.command("info")
+def data_info(
+    path: Path = typer.Argument(..., help="A dataset folder or one shard file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Validate a dataset and summarise it."""
+    from ai4hep.data.inspect import format_summary, summarise
+
+    s = summarise(path)
+    typer.echo(json.dumps(s, indent=2) if as_json else format_summary(s))
+
+
+@data_app.command("export")
+def data_export(
+    path: Path = typer.Argument(..., help="A dataset folder or one shard file."),
+    out: Path = typer.Option(..., "--out", help="Output folder."),
+    fmt: str = typer.Option("parquet", "--format", help="Export format: parquet."),
+) -> None:
+    """Export to another format (parquet for weaver-core)."""
+    from ai4hep.data.export import export
+
+    files = export(path, out, fmt)
+    typer.echo(f"wrote {len(files)} file(s) to {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: maps errors to one line and an exit code (2 for user errors, 130 for Ctrl-C)."""
+    from ai4hep.errors import UserError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="ai4hep", standalone_mode=False)
+    except UserError as exc:
+        if debug:
+            raise
+        print(f"ai4hep: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("ai4hep: interrupted; nothing half-written was left; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    except click.ClickException as exc:
+        print(f"ai4hep: error: {exc.format_message()} (see --help)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("ai4hep: interrupted; finished shards are kept and nothing half-written was left; "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"ai4hep: error: {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
