@@ -6,7 +6,6 @@ import json
 import sys
 from pathlib import Path
 
-import click
 import typer
 
 app = typer.Typer(help="ai4hep: the cross-experiment AI toolkit for particle physics.", no_args_is_help=True,
@@ -85,38 +84,39 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: maps errors to one line and an exit code (2 for user errors, 130 for Ctrl-C)."""
     from ai4hep.errors import UserError
 
+    import signal
+
+    # Ctrl-C must stop a run cleanly even when a parent shell started us with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     command = typer.main.get_command(app)
+    interrupted = (
+        "ai4hep: interrupted; finished shards are kept and nothing half-written was left; "
+        "run the same command again to resume"
+    )
     try:
-        command.main(args=args, prog_name="ai4hep", standalone_mode=False)
+        rv = command.main(args=args, prog_name="ai4hep", standalone_mode=False)
     except UserError as exc:
         if debug:
             raise
         print(f"ai4hep: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        print("ai4hep: interrupted; nothing half-written was left; run the same command again to resume",
-              file=sys.stderr)
-        return 130
-    except click.ClickException as exc:
-        print(f"ai4hep: error: {exc.format_message()} (see --help)", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        if debug:
-            raise
-        print("ai4hep: interrupted; finished shards are kept and nothing half-written was left; "
-              "run the same command again to resume", file=sys.stderr)
+        print(interrupted, file=sys.stderr)
         return 130
     except Exception as exc:
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click / typer usage errors
+            print(f"ai4hep: error: {exc.format_message()} (see 'ai4hep --help')", file=sys.stderr)
+            return int(exc.exit_code)
         if debug:
             raise
         print(f"ai4hep: error: {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return 1
-    return 0
+    if rv == 130:  # typer turns Ctrl-C into exit code 130
+        print(interrupted, file=sys.stderr)
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

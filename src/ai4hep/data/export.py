@@ -19,14 +19,20 @@ FORMATS = ("parquet",)
 def _jagged(arr: np.ndarray) -> dict[str, ak.Array]:
     counts = arr["valid"].sum(axis=1)
     valid = arr["valid"]
-    return {name: ak.unflatten(arr[name][valid], counts) for name in arr.dtype.names if name != "valid"}
+    return {
+        name: ak.unflatten(np.ascontiguousarray(arr[name][valid]), counts)
+        for name in arr.dtype.names
+        if name != "valid"
+    }
 
 
 def shard_to_awkward(arrays: dict[str, np.ndarray], classes: list[str]) -> ak.Array:
     """Columns named as weaver-core data configs expect: jet_*, part_*, track_*, label and one-hot label_*."""
     jets = arrays["jets"]
-    columns: dict[str, ak.Array | np.ndarray] = {f"jet_{n}": jets[n] for n in jets.dtype.names if n != "label"}
-    columns["label"] = jets["label"]
+    columns: dict[str, ak.Array | np.ndarray] = {
+        f"jet_{n}": np.ascontiguousarray(jets[n]) for n in jets.dtype.names if n != "label"
+    }
+    columns["label"] = np.ascontiguousarray(jets["label"])
     for i, name in enumerate(classes):
         columns[f"label_{name}"] = jets["label"] == i
     for prefix, group in (("part", "consts"), ("track", "tracks")):

@@ -75,11 +75,11 @@ def cluster_and_select(reco: RecoObjects, card: DatasetCard) -> Jets:
     objects = ak.unflatten(
         ak.zip({"px": reco.px, "py": reco.py, "pz": reco.pz, "E": reco.e}, with_name="Momentum4D"), counts
     )
-    cs = fastjet.ClusterSequence(objects, _antikt(sel.radius))
     if not _BANNER["shown"]:
         with quiet_stdout():
-            found = cs.inclusive_jets(min_pt=sel.pt_min)
+            fastjet.ClusterSequence(objects[:1], _antikt(sel.radius)).inclusive_jets()
         _BANNER["shown"] = True
+    cs = fastjet.ClusterSequence(objects, _antikt(sel.radius))
     found = cs.inclusive_jets(min_pt=sel.pt_min)
     members = cs.constituent_index(min_pt=sel.pt_min)
     n_per_event = ak.to_numpy(ak.num(found))

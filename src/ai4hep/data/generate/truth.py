@@ -12,8 +12,9 @@ from ai4hep.data.generate.pythia import EventBatch
 # Track-origin classes, in the order of the dataset documentation.
 ORIGIN_CLASSES = ("from_b", "from_c", "primary", "other_secondary", "pileup")
 FROM_B, FROM_C, PRIMARY, OTHER_SECONDARY, PILEUP = range(5)
-# Production vertices closer than this (mm) count as the same vertex; prompt particles have exactly 0.
-VERTEX_TOLERANCE_MM = 1e-6
+# Production vertices closer than this (mm) count as one vertex, and within it of the origin as primary:
+# far below any tracker's resolution, far above the displacement of strong and electromagnetic decays.
+VERTEX_TOLERANCE_MM = 1e-3
 HEAVY_HADRON_PT_MIN = 5.0  # GeV, as in ATLAS's cone labelling
 
 _QUARK_CATEGORY = {1, 2, 3, 4, 5}
@@ -105,7 +106,7 @@ def vertex_indices(batch: EventBatch, truth: np.ndarray, pileup: np.ndarray, jet
     idx = truth[hard]
     pos = np.stack([batch.vx[idx], batch.vy[idx], batch.vz[idx]], axis=1)
     key = np.round(pos / VERTEX_TOLERANCE_MM).astype(np.int64)
-    prompt = ~key.any(axis=1)
+    prompt = np.linalg.norm(pos, axis=1) <= VERTEX_TOLERANCE_MM
     out[hard[prompt]] = 0
     disp = hard[~prompt]
     if len(disp):
