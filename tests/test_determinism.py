@@ -51,8 +51,15 @@ def test_dask_local_cluster_gives_same_arrays(reference, tmp_path):
 
     _, ref_hash = reference
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        summary = generate("flavour", N_JETS, tmp_path, seed=21, shard_size=SHARD,
-                           dask_address=cluster.scheduler_address, show_progress=False)
+        summary = generate(
+            "flavour",
+            N_JETS,
+            tmp_path,
+            seed=21,
+            shard_size=SHARD,
+            dask_address=cluster.scheduler_address,
+            show_progress=False,
+        )
     assert summary.dataset_hash == ref_hash
     assert len(dataset_files(tmp_path)) == N_JETS // SHARD
 
@@ -60,9 +67,22 @@ def test_dask_local_cluster_gives_same_arrays(reference, tmp_path):
 def _start_and_interrupt(out: Path, sig: int) -> subprocess.CompletedProcess:
     """Start a CLI run and send `sig` once the first shard is on disk (mid-run)."""
     proc = subprocess.Popen(
-        _cli("data", "generate", "flavour", "--jets", str(N_JETS), "--out", str(out), "--seed", "21",
-             "--shard-size", str(SHARD)),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        _cli(
+            "data",
+            "generate",
+            "flavour",
+            "--jets",
+            str(N_JETS),
+            "--out",
+            str(out),
+            "--seed",
+            "21",
+            "--shard-size",
+            str(SHARD),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob("flavour-*.h5")):
@@ -89,9 +109,22 @@ def test_interrupted_then_resumed_equals_uninterrupted(reference, tmp_path, sig)
         assert not list(out.glob(".*.tmp-*")), "Ctrl-C left a temporary file"
     assert not (out / "dataset.json").exists()
     resumed = subprocess.run(
-        _cli("data", "generate", "flavour", "--jets", str(N_JETS), "--out", str(out), "--seed", "21",
-             "--shard-size", str(SHARD)),
-        capture_output=True, text=True, timeout=300,
+        _cli(
+            "data",
+            "generate",
+            "flavour",
+            "--jets",
+            str(N_JETS),
+            "--out",
+            str(out),
+            "--seed",
+            "21",
+            "--shard-size",
+            str(SHARD),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr
     assert f"{len(done)} shard(s) already there" in resumed.stdout

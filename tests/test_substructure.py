@@ -49,6 +49,16 @@ def test_c2_d2_agree_with_fastjet_generalized_correlators():
     assert np.all(feats["d2"] == feats["d2_b1"])
     assert np.all(feats["multiplicity"] == [15, 30])
     assert np.all(feats["tau21"] <= 1.0 + 1e-9) and np.all(feats["tau32"] <= 1.0 + 1e-9)
-    assert np.all(feats["mass_mmdt"] <= np.sqrt(np.maximum(
-        np.bincount(jet_of, e) ** 2 - np.bincount(jet_of, px) ** 2 - np.bincount(jet_of, py) ** 2
-        - np.bincount(jet_of, pz) ** 2, 0)) + 1e-6)
+    assert np.all(
+        feats["mass_mmdt"]
+        <= np.sqrt(
+            np.maximum(
+                np.bincount(jet_of, e) ** 2
+                - np.bincount(jet_of, px) ** 2
+                - np.bincount(jet_of, py) ** 2
+                - np.bincount(jet_of, pz) ** 2,
+                0,
+            )
+        )
+        + 1e-6
+    )

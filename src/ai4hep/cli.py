@@ -8,10 +8,14 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="ai4hep: the cross-experiment AI toolkit for particle physics.", no_args_is_help=True,
-                  add_completion=False)
-data_app = typer.Typer(help="Open benchmark datasets generated reproducibly with Pythia 8 + FastJet.",
-                       no_args_is_help=True)
+app = typer.Typer(
+    help="ai4hep: the cross-experiment AI toolkit for particle physics.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+data_app = typer.Typer(
+    help="Open benchmark datasets generated reproducibly with Pythia 8 + FastJet.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 
 _STATE = {"debug": False}
@@ -47,12 +51,23 @@ def data_generate(
     """Generate a dataset (resumes an interrupted run in the same folder)."""
     from ai4hep.data.shards import generate
 
-    s = generate(name, jets, out, seed=seed, workers=workers, shard_size=shard_size, detector=detector,
-                 pileup_mu=pileup, dask_address=dask)
+    s = generate(
+        name,
+        jets,
+        out,
+        seed=seed,
+        workers=workers,
+        shard_size=shard_size,
+        detector=detector,
+        pileup_mu=pileup,
+        dask_address=dask,
+    )
     skipped = sum(r.skipped for r in s.shards)
     rate = (s.n_jets - sum(r.n_jets for r in s.shards if r.skipped)) / max(s.seconds, 1e-9)
-    typer.echo(f"wrote {s.n_jets} jets in {len(s.shards)} shard(s) to {s.out_dir} "
-               f"({skipped} shard(s) already there; {rate:.1f} jets/s); dataset hash {s.dataset_hash[:16]}")
+    typer.echo(
+        f"wrote {s.n_jets} jets in {len(s.shards)} shard(s) to {s.out_dir} "
+        f"({skipped} shard(s) already there; {rate:.1f} jets/s); dataset hash {s.dataset_hash[:16]}"
+    )
 
 
 @data_app.command("info")
@@ -82,9 +97,9 @@ def data_export(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: maps errors to one line and an exit code (2 for user errors, 130 for Ctrl-C)."""
-    from ai4hep.errors import UserError
-
     import signal
+
+    from ai4hep.errors import UserError
 
     # Ctrl-C must stop a run cleanly even when a parent shell started us with SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -111,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             return int(exc.exit_code)
         if debug:
             raise
-        print(f"ai4hep: error: {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)",
-              file=sys.stderr)
+        print(
+            f"ai4hep: error: {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return 1
     if rv == 130:  # typer turns Ctrl-C into exit code 130
         print(interrupted, file=sys.stderr)

@@ -25,7 +25,12 @@ COMMON_SETTINGS: tuple[str, ...] = (
 
 _HADRONIC_W = ("24:onMode = off", "24:onIfAny = 1 2 3 4 5")
 _TTBAR = ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on")
-_HIGGS_JET = ("HiggsSM:gg2Hg(l:t) = on", "HiggsSM:qg2Hq(l:t) = on", "HiggsSM:qqbar2Hg(l:t) = on", "25:onMode = off")
+_HIGGS_JET = (
+    "HiggsSM:gg2Hg(l:t) = on",
+    "HiggsSM:qg2Hq(l:t) = on",
+    "HiggsSM:qqbar2Hg(l:t) = on",
+    "25:onMode = off",
+)
 _W_JET = ("WeakBosonAndParton:qqbar2Wg = on", "WeakBosonAndParton:qg2Wq = on")
 _Z_JET = ("WeakBosonAndParton:qqbar2gmZg = on", "WeakBosonAndParton:qg2gmZq = on", "WeakZ0:gmZmode = 2")
 _HADRONIC_Z = ("23:onMode = off", "23:onIfAny = 1 2 3 4 5")
@@ -136,8 +141,9 @@ def _card_qg() -> DatasetCard:
                 truth=Truth(kind="parton", parton="q"),
             ),
         ),
-        jets=JetSelection(radius=0.4, pt_min=500.0, pt_max=550.0, abs_eta_max=1.7, use_rapidity=True,
-                          max_jets_per_event=1),
+        jets=JetSelection(
+            radius=0.4, pt_min=500.0, pt_max=550.0, abs_eta_max=1.7, use_rapidity=True, max_jets_per_event=1
+        ),
         max_consts=150,
     )
 

@@ -64,10 +64,10 @@ def summarise(path: Path) -> dict:
         "seed": int(first.attrs["seed"]),
         "ai4hep_version": first.attrs["ai4hep_version"],
         "shards": len(shards),
-        "jets": int(len(jets)),
+        "jets": len(jets),
         "valid_consts_mean": float(consts["valid"].sum(axis=1).mean()) if len(consts) else 0.0,
         "arrays": {name: list(arr.dtype.names) for name, arr in first.arrays.items()},
-        "shapes": {name: [int(len(jets)), *arr.shape[1:]] for name, arr in first.arrays.items()},
+        "shapes": {name: [len(jets), *arr.shape[1:]] for name, arr in first.arrays.items()},
         "classes": per_class,
     }
     if "tracks" in first.arrays:

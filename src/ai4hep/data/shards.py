@@ -71,7 +71,11 @@ def shard_sizes(n_jets: int, shard_size: int) -> list[int]:
 
 
 def _generate_process(
-    card: DatasetCard, detector: DetectorConfig, task: ShardTask, p: int, quota: int,
+    card: DatasetCard,
+    detector: DetectorConfig,
+    task: ShardTask,
+    p: int,
+    quota: int,
     progress: Callable[[int], None] | None,
 ) -> tuple[dict[str, np.ndarray], int]:
     process = card.processes[p]
@@ -198,7 +202,7 @@ def _run_pool(tasks: list[ShardTask], workers: int, on_jets: Callable[[int], Non
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _pool_entry(task: ShardTask, queue) -> ShardResult:  # noqa: ANN001 - a Manager queue proxy
+def _pool_entry(task: ShardTask, queue) -> ShardResult:
     return generate_shard(task, progress=queue.put)
 
 

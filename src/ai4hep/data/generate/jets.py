@@ -87,10 +87,7 @@ def cluster_and_select(reco: RecoObjects, card: DatasetCard) -> Jets:
     flat = ak.flatten(found)
     px, py, pz, e = (np.asarray(ak.to_numpy(flat[k]), dtype=np.float64) for k in ("px", "py", "pz", "E"))
     pt = np.hypot(px, py)
-    if sel.use_rapidity:
-        position = rapidity(pz, e)
-    else:
-        position = np.arcsinh(pz / np.maximum(pt, 1e-9))
+    position = rapidity(pz, e) if sel.use_rapidity else np.arcsinh(pz / np.maximum(pt, 1e-09))
     ok = (pt >= sel.pt_min) & (np.abs(position) < sel.abs_eta_max)
     if sel.pt_max is not None:
         ok &= pt < sel.pt_max
@@ -104,8 +101,15 @@ def cluster_and_select(reco: RecoObjects, card: DatasetCard) -> Jets:
     local = ak.to_numpy(ak.flatten(member_lists)).astype(np.int64)
     const_jet = np.repeat(np.arange(len(keep)), n_members)
     const_idx = local + reco.offsets[evt[keep]][const_jet]
-    return Jets(evt=evt[keep], px=px[keep], py=py[keep], pz=pz[keep], e=e[keep], const_jet=const_jet,
-                const_idx=const_idx)
+    return Jets(
+        evt=evt[keep],
+        px=px[keep],
+        py=py[keep],
+        pz=pz[keep],
+        e=e[keep],
+        const_jet=const_jet,
+        const_idx=const_idx,
+    )
 
 
 def _truth_keep(batch: EventBatch, jets: Jets, process: Process, radius: float) -> np.ndarray:
@@ -127,8 +131,9 @@ def _wrap(dphi: np.ndarray) -> np.ndarray:
     return np.mod(dphi + np.pi, 2 * np.pi) - np.pi
 
 
-def _pad(values: dict[str, np.ndarray], jet: np.ndarray, rank: np.ndarray, n_jets: int, width: int,
-         dtype: np.dtype) -> np.ndarray:
+def _pad(
+    values: dict[str, np.ndarray], jet: np.ndarray, rank: np.ndarray, n_jets: int, width: int, dtype: np.dtype
+) -> np.ndarray:
     out = np.zeros((n_jets, width), dtype=dtype)
     keep = rank < width
     j, r = jet[keep], rank[keep]
@@ -196,11 +201,27 @@ def build_arrays(
 
     consts = _pad(
         {
-            "px": cpx, "py": cpy, "pz": cpz, "energy": ce, "pt": cpt, "eta": ceta, "phi": cphi,
-            "deta": deta, "dphi": dphi, "charge": reco.charge[c], "pid": reco.pid[c],
-            "d0": d0_signed, "d0err": reco.d0err[c], "dz": reco.z0[c], "dzerr": reco.z0err[c],
+            "px": cpx,
+            "py": cpy,
+            "pz": cpz,
+            "energy": ce,
+            "pt": cpt,
+            "eta": ceta,
+            "phi": cphi,
+            "deta": deta,
+            "dphi": dphi,
+            "charge": reco.charge[c],
+            "pid": reco.pid[c],
+            "d0": d0_signed,
+            "d0err": reco.d0err[c],
+            "dz": reco.z0[c],
+            "dzerr": reco.z0err[c],
         },
-        cj, _ranks(cj, -cpt), n, card.max_consts, schema.CONST_DTYPE,
+        cj,
+        _ranks(cj, -cpt),
+        n,
+        card.max_consts,
+        schema.CONST_DTYPE,
     )
     arrays = {"jets": jets_arr, "consts": consts}
     if card.max_tracks:
@@ -223,10 +244,25 @@ def build_arrays(
         vertex[order] = truth.vertex_indices(batch, truth_idx[order], pileup[order], tj[order])
         arrays["tracks"] = _pad(
             {
-                "pt": cpt[t], "eta": ceta[t], "phi": cphi[t], "deta": deta[t], "dphi": dphi[t],
-                "charge": reco.charge[c][t], "d0": d0_signed[t], "z0sintheta": z0sintheta, "d0sig": d0sig,
-                "z0sig": z0sig, "d0err": d0err, "z0err": z0err, "origin": origin, "vertex": vertex,
+                "pt": cpt[t],
+                "eta": ceta[t],
+                "phi": cphi[t],
+                "deta": deta[t],
+                "dphi": dphi[t],
+                "charge": reco.charge[c][t],
+                "d0": d0_signed[t],
+                "z0sintheta": z0sintheta,
+                "d0sig": d0sig,
+                "z0sig": z0sig,
+                "d0err": d0err,
+                "z0err": z0err,
+                "origin": origin,
+                "vertex": vertex,
             },
-            tj, rank, n, card.max_tracks, schema.TRACK_DTYPE,
+            tj,
+            rank,
+            n,
+            card.max_tracks,
+            schema.TRACK_DTYPE,
         )
     return arrays

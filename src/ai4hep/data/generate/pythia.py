@@ -79,7 +79,7 @@ class Generator:
         self._charge_cache: dict[int, int] = {}
 
     @property
-    def pythia(self):  # noqa: ANN201 - the pythia8mc object, for bare-loop benchmarks
+    def pythia(self):
         return self._pythia
 
     def next_batch(self, n_events: int) -> EventBatch:

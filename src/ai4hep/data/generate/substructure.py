@@ -60,7 +60,17 @@ def substructure(
     """Substructure per jet from its constituents (`jet_of` sorted ascending, every jet non-empty)."""
     out: dict[str, np.ndarray] = {}
     if n_jets == 0:
-        names = ["tau1", "tau2", "tau3", "tau21", "tau32", "mass_sd", "c2", "d2", *(HLF5_FEATURES if hlf5 else ())]
+        names = [
+            "tau1",
+            "tau2",
+            "tau3",
+            "tau21",
+            "tau32",
+            "mass_sd",
+            "c2",
+            "d2",
+            *(HLF5_FEATURES if hlf5 else ()),
+        ]
         return {k: np.zeros(0) for k in names}
     jets = _per_jet_awkward(jet_of, n_jets, px, py, pz, e)
     cs = fastjet.ClusterSequence(jets, fastjet.JetDefinition(fastjet.cambridge_algorithm, 10.0))
@@ -68,9 +78,7 @@ def substructure(
     out["tau1"], out["tau2"], out["tau3"] = taus[:, 0], taus[:, 1], taus[:, 2]
     out["tau21"] = _safe_ratio(taus[:, 1], taus[:, 0])
     out["tau32"] = _safe_ratio(taus[:, 2], taus[:, 1])
-    groomed = cs.exclusive_jets_softdrop_grooming(
-        njets=1, beta=SOFT_DROP_BETA, symmetry_cut=SOFT_DROP_ZCUT, R0=radius
-    )
+    groomed = cs.exclusive_jets_softdrop_grooming(njets=1, beta=SOFT_DROP_BETA, symmetry_cut=SOFT_DROP_ZCUT, R0=radius)
     out["mass_sd"] = np.nan_to_num(ak.to_numpy(groomed.msoftdrop).astype(np.float64))
 
     pt = np.hypot(px, py)
