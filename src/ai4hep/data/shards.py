@@ -52,6 +52,7 @@ class ShardResult:
     seconds: float
     content_hash: str
     skipped: bool = False
+    events_per_process: tuple[int, ...] = ()
 
 
 def process_quotas(card: DatasetCard, n_jets: int) -> list[int]:
@@ -108,17 +109,19 @@ def generate_shard(task: ShardTask, progress: Callable[[int], None] | None = Non
     start = time.perf_counter()
     card = get_card(task.card_name)
     detector = DetectorConfig.model_validate_json(task.detector_json)
-    parts, n_events = [], 0
+    parts, events = [], []
     for p, quota in enumerate(process_quotas(card, task.n_jets)):
+        arrays, n = _generate_process(card, detector, task, p, quota, progress) if quota else ({}, 0)
         if quota:
-            arrays, events = _generate_process(card, detector, task, p, quota, progress)
             parts.append(arrays)
-            n_events += events
+        events.append(n)
     merged = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
     order = np.random.default_rng([task.seed, task.index, 99]).permutation(task.n_jets)
     merged = {k: v[order] for k, v in merged.items()}
     digest = schema.write_atomic(task.path, merged, shard_attrs(card, detector, task))
-    return ShardResult(task.index, task.n_jets, n_events, time.perf_counter() - start, digest)
+    return ShardResult(
+        task.index, task.n_jets, sum(events), time.perf_counter() - start, digest, events_per_process=tuple(events)
+    )
 
 
 def shard_attrs(card: DatasetCard, detector: DetectorConfig, task: ShardTask) -> dict[str, str | int]:
