@@ -181,32 +181,46 @@ def _check_out_dir(out_dir: Path) -> None:
         raise UserError(f"cannot write into {out_dir}: {exc.strerror}; choose a writable --out") from None
 
 
+_WORKER_QUEUE: list = []
+
+
+def _init_worker(queue) -> None:
+    _WORKER_QUEUE[:] = [queue]
+
+
+def _pool_entry(task: ShardTask) -> ShardResult:
+    return generate_shard(task, progress=_WORKER_QUEUE[0].put)
+
+
 def _run_pool(tasks: list[ShardTask], workers: int, on_jets: Callable[[int], None]) -> Iterator[ShardResult]:
     import multiprocessing as mp
+    import queue as queue_module
 
-    ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager:
-        queue = manager.Queue()
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-        try:
-            pending = {pool.submit(_pool_entry, task, queue) for task in tasks}
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                while not queue.empty():
-                    on_jets(queue.get())
-                for fut in done:
-                    yield fut.result()
-            while not queue.empty():
-                on_jets(queue.get())
-        finally:
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                with contextlib.suppress(Exception):
-                    proc.terminate()
-            pool.shutdown(wait=True, cancel_futures=True)
+    # fork starts a worker in milliseconds (spawn re-imports everything, ~1 s); Pythia and FastJet hold no threads
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    progress = ctx.Queue()
 
+    def drain() -> None:
+        while True:
+            try:
+                on_jets(progress.get_nowait())
+            except queue_module.Empty:
+                return
 
-def _pool_entry(task: ShardTask, queue) -> ShardResult:
-    return generate_shard(task, progress=queue.put)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(progress,))
+    try:
+        pending = {pool.submit(_pool_entry, task) for task in tasks}
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            drain()
+            for fut in done:
+                yield fut.result()
+        drain()
+    finally:
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            with contextlib.suppress(Exception):
+                proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_dask(tasks: list[ShardTask], address: str) -> Iterator[ShardResult]:
