@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/ai4hep data list
-	$(VENV)/bin/ai4hep data generate top --jets 200 --out demo-data/top --workers 2 --seed 1
+	$(VENV)/bin/ai4hep data generate top --jets 200 --out demo-data/top --workers 2 --seed 1 --shard-size 50
 	$(VENV)/bin/ai4hep data info demo-data/top
 
 test: $(STAMP)

@@ -26,15 +26,28 @@ def dataset_files(path: Path) -> list[Path]:
 
 
 def summarise(path: Path) -> dict:
+    """Validate every shard (content hash included) one at a time, so memory follows one shard, not the dataset."""
     path = Path(path)
-    shards: list[Shard] = [read_shard(f) for f in dataset_files(path)]
-    cards = {s.attrs["card_digest"] for s in shards}
-    if len(cards) > 1:
-        raise UserError(f"{path} mixes shards of different datasets; keep one dataset per folder")
-    first = shards[0]
+    first: Shard | None = None
+    jets_parts, n_valid_consts, track_sums = [], 0, {}
+    for f in dataset_files(path):
+        shard = read_shard(f)
+        if first is None:
+            first = shard
+        elif shard.attrs["card_digest"] != first.attrs["card_digest"]:
+            raise UserError(f"{path} mixes shards of different datasets; keep one dataset per folder")
+        jets_parts.append(shard.arrays["jets"])
+        n_valid_consts += int(shard.arrays["consts"]["valid"].sum())
+        if "tracks" in shard.arrays:
+            tracks, labels = shard.arrays["tracks"], shard.arrays["jets"]["label"]
+            for label in np.unique(labels):
+                tr = tracks[labels == label]
+                sig = np.abs(tr["d0sig"][tr["valid"]])
+                total, count = track_sums.get(int(label), (0.0, 0))
+                track_sums[int(label)] = (total + float(sig.sum()), count + len(sig))
+    assert first is not None
     card = first.card
-    jets = np.concatenate([s.arrays["jets"] for s in shards])
-    consts = np.concatenate([s.arrays["consts"] for s in shards])
+    jets = np.concatenate(jets_parts)
     classes = card["classes"]
     per_class = []
     for label, name in enumerate(classes):
@@ -63,21 +76,17 @@ def summarise(path: Path) -> dict:
         "pileup_mu": json.loads(first.attrs["detector"])["pileup_mu"],
         "seed": int(first.attrs["seed"]),
         "ai4hep_version": first.attrs["ai4hep_version"],
-        "shards": len(shards),
+        "shards": len(jets_parts),
         "jets": len(jets),
-        "valid_consts_mean": float(consts["valid"].sum(axis=1).mean()) if len(consts) else 0.0,
+        "valid_consts_mean": n_valid_consts / max(len(jets), 1),
         "arrays": {name: list(arr.dtype.names) for name, arr in first.arrays.items()},
         "shapes": {name: [len(jets), *arr.shape[1:]] for name, arr in first.arrays.items()},
         "classes": per_class,
     }
-    if "tracks" in first.arrays:
-        tracks = np.concatenate([s.arrays["tracks"] for s in shards])
-        means = {}
-        for label, name in enumerate(classes):
-            tr = tracks[jets["label"] == label]
-            valid = tr["valid"]
-            means[name] = float(np.mean(np.abs(tr["d0sig"][valid]))) if valid.any() else None
-        summary["tracks_d0sig_abs_mean"] = means
+    if track_sums:
+        summary["tracks_d0sig_abs_mean"] = {
+            classes[label]: total / count for label, (total, count) in sorted(track_sums.items()) if count
+        }
     manifest = path / MANIFEST if path.is_dir() else None
     if manifest is not None:
         if manifest.exists():

@@ -281,7 +281,8 @@ def generate(
     manifest_path = out_dir / MANIFEST
     if manifest_path.exists():
         old = json.loads(manifest_path.read_text())
-        if old.get("n_jets") != n_jets or old.get("card_digest") != card.digest() or old.get("seed") != seed:
+        same = (old.get("n_jets"), old.get("card_digest"), old.get("seed"), old.get("shard_size"), old.get("detector"))
+        if same != (n_jets, card.digest(), seed, shard_size, json.loads(det.model_dump_json())):
             raise UserError(f"{out_dir} already holds a different dataset; use another --out folder or delete it")
     tasks = [
         ShardTask(str(out_dir), card.name, det.model_dump_json(), seed, i, size)

@@ -189,8 +189,9 @@ def build_arrays(
     jets_arr["event"] = event_base + jets.evt
     for name, values in substructure(cj, n, cpx, cpy, cpz, ce, radius, hlf5=card.features == "hlf5").items():
         jets_arr[name] = values
+    heavy = process.truth.kind == "hadron" or card.max_tracks
+    is_b, is_c = (truth.weakly_decaying(batch, 5), truth.weakly_decaying(batch, 4)) if heavy else (None, None)
     if process.truth.kind == "hadron":
-        is_b, is_c = truth.weakly_decaying(batch, 5), truth.weakly_decaying(batch, 4)
         flavour, n_b, n_c = truth.hadron_flavour(
             batch, jets.evt, jet_eta, jet_phi, is_b, is_c, process.truth.match_r or 0.3
         )
@@ -238,7 +239,6 @@ def build_arrays(
         order = np.lexsort((rank, tj))  # tracks in the stored order, for vertex numbering
         truth_idx = reco.truth[c][t]
         pileup = reco.pileup[c][t]
-        is_b, is_c = truth.weakly_decaying(batch, 5), truth.weakly_decaying(batch, 4)
         origin = truth.track_origins(batch, truth_idx, pileup, is_b, is_c)
         vertex = np.empty(len(t), dtype=np.int16)
         vertex[order] = truth.vertex_indices(batch, truth_idx[order], pileup[order], tj[order])
