@@ -10,7 +10,7 @@ import numpy as np
 
 from ai4hep.data import schema
 from ai4hep.data.cards import FLAVOUR_CLASS, DatasetCard, Process
-from ai4hep.data.generate import truth
+from ai4hep.data.generate import native, truth
 from ai4hep.data.generate.detector import RecoObjects
 from ai4hep.data.generate.pythia import EventBatch, quiet_stdout
 from ai4hep.data.generate.substructure import rapidity, substructure
@@ -68,26 +68,63 @@ class Jets:
         )
 
 
-def cluster_and_select(reco: RecoObjects, card: DatasetCard) -> Jets:
-    """anti-kT clustering of every event of the batch, then the card's pT / eta window and per-event cap."""
-    sel = card.jets
+def _cluster_native(reco: RecoObjects, radius: float, pt_min: float):
+    lib = native.library()
+    n_obj = len(reco.px)
+    jet_p4 = np.zeros((max(n_obj, 1), 4))
+    jet_evt = np.zeros(max(n_obj, 1), dtype=np.int64)
+    const_offsets = np.zeros(max(n_obj, 1) + 1, dtype=np.int64)
+    const_local = np.zeros(max(n_obj, 1), dtype=np.int64)
+    n = lib.ai4hep_cluster(
+        native.f64(reco.px),
+        native.f64(reco.py),
+        native.f64(reco.pz),
+        native.f64(reco.e),
+        native.i64(reco.offsets),
+        reco.n_events,
+        radius,
+        pt_min,
+        max(n_obj, 1),
+        max(n_obj, 1),
+        native.f64(jet_p4),
+        native.i64(jet_evt),
+        native.i64(const_offsets),
+        native.i64(const_local),
+    )
+    if n < 0:
+        raise RuntimeError("native clustering ran out of capacity (cannot happen: every jet holds an object)")
+    counts = np.diff(const_offsets[: n + 1])
+    return jet_p4[:n], jet_evt[:n], counts, const_local[: const_offsets[n]]
+
+
+def _cluster_python(reco: RecoObjects, radius: float, pt_min: float):
     counts = np.diff(reco.offsets)
     objects = ak.unflatten(
         ak.zip({"px": reco.px, "py": reco.py, "pz": reco.pz, "E": reco.e}, with_name="Momentum4D"), counts
     )
     if not _BANNER["shown"]:
         with quiet_stdout():
-            fastjet.ClusterSequence(objects[:1], _antikt(sel.radius)).inclusive_jets()
+            fastjet.ClusterSequence(objects[:1], _antikt(radius)).inclusive_jets()
         _BANNER["shown"] = True
-    cs = fastjet.ClusterSequence(objects, _antikt(sel.radius))
-    found = cs.inclusive_jets(min_pt=sel.pt_min)
-    members = cs.constituent_index(min_pt=sel.pt_min)
-    n_per_event = ak.to_numpy(ak.num(found))
-    evt = np.repeat(np.arange(len(counts)), n_per_event)
-    flat = ak.flatten(found)
-    px, py, pz, e = (np.asarray(ak.to_numpy(flat[k]), dtype=np.float64) for k in ("px", "py", "pz", "E"))
+    cs = fastjet.ClusterSequence(objects, _antikt(radius))
+    found = ak.flatten(cs.inclusive_jets(min_pt=pt_min))
+    members = ak.flatten(cs.constituent_index(min_pt=pt_min), axis=1)
+    evt = np.repeat(np.arange(len(counts)), ak.to_numpy(ak.num(cs.inclusive_jets(min_pt=pt_min))))
+    jet_p4 = np.stack([np.asarray(ak.to_numpy(found[k]), dtype=np.float64) for k in ("px", "py", "pz", "E")], axis=1)
+    members = ak.sort(members, axis=1)  # ascending local indices, as the native helper returns them
+    return jet_p4, evt, ak.to_numpy(ak.num(members)), ak.to_numpy(ak.flatten(members)).astype(np.int64)
+
+
+def cluster_and_select(reco: RecoObjects, card: DatasetCard) -> Jets:
+    """anti-kT clustering of every event of the batch, then the card's pT / eta window and per-event cap.
+
+    Selected jets come ordered by event, then by decreasing pT; constituents by ascending index."""
+    sel = card.jets
+    cluster = _cluster_native if native.library() is not None else _cluster_python
+    jet_p4, evt, n_members, local = cluster(reco, sel.radius, sel.pt_min)
+    px, py, pz, e = jet_p4[:, 0], jet_p4[:, 1], jet_p4[:, 2], jet_p4[:, 3]
     pt = np.hypot(px, py)
-    position = rapidity(pz, e) if sel.use_rapidity else np.arcsinh(pz / np.maximum(pt, 1e-09))
+    position = rapidity(pz, e) if sel.use_rapidity else np.arcsinh(pz / np.maximum(pt, 1e-9))
     ok = (pt >= sel.pt_min) & (np.abs(position) < sel.abs_eta_max)
     if sel.pt_max is not None:
         ok &= pt < sel.pt_max
@@ -95,20 +132,14 @@ def cluster_and_select(reco: RecoObjects, card: DatasetCard) -> Jets:
     order = np.lexsort((-pt, ~ok, evt))
     ranked_evt = evt[order]
     rank = np.arange(len(order)) - np.searchsorted(ranked_evt, ranked_evt, side="left")
-    keep = np.sort(order[ok[order] & (rank < sel.max_jets_per_event)])
-    member_lists = ak.flatten(members, axis=1)[keep]
-    n_members = ak.to_numpy(ak.num(member_lists))
-    local = ak.to_numpy(ak.flatten(member_lists)).astype(np.int64)
-    const_jet = np.repeat(np.arange(len(keep)), n_members)
-    const_idx = local + reco.offsets[evt[keep]][const_jet]
+    keep = order[ok[order] & (rank < sel.max_jets_per_event)]
+    starts = np.concatenate([[0], np.cumsum(n_members)])
+    sizes = n_members[keep]
+    const_jet = np.repeat(np.arange(len(keep)), sizes)
+    gather = np.repeat(starts[keep] - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes) + np.arange(sizes.sum())
+    const_idx = local[gather] + reco.offsets[evt[keep]][const_jet]
     return Jets(
-        evt=evt[keep],
-        px=px[keep],
-        py=py[keep],
-        pz=pz[keep],
-        e=e[keep],
-        const_jet=const_jet,
-        const_idx=const_idx,
+        evt=evt[keep], px=px[keep], py=py[keep], pz=pz[keep], e=e[keep], const_jet=const_jet, const_idx=const_idx
     )
 
 

@@ -11,6 +11,7 @@ import awkward as ak
 import fastjet
 import numpy as np
 
+from ai4hep.data.generate import native
 from ai4hep.data.schema import HLF5_FEATURES
 
 SOFT_DROP_ZCUT = 0.1
@@ -47,6 +48,47 @@ def _per_jet_awkward(jet_of: np.ndarray, n_jets: int, px, py, pz, e) -> ak.Array
     return ak.unflatten(rec, counts)
 
 
+def _native_groom(jet_of: np.ndarray, n_jets: int, px, py, pz, e, radius: float, hlf5: bool):
+    lib = native.library()
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(jet_of, minlength=n_jets))]).astype(np.int64)
+    mass_sd, taus, ecfg = np.zeros(n_jets), np.zeros((n_jets, 3)), np.zeros((n_jets, 6))
+    lib.ai4hep_substructure(
+        native.f64(px),
+        native.f64(py),
+        native.f64(pz),
+        native.f64(e),
+        native.i64(offsets),
+        n_jets,
+        radius,
+        SOFT_DROP_BETA,
+        SOFT_DROP_ZCUT,
+        int(hlf5),
+        native.f64(mass_sd),
+        native.f64(taus),
+        native.f64(ecfg),
+    )
+    return mass_sd, taus, ecfg if hlf5 else None
+
+
+def _python_groom(jet_of: np.ndarray, n_jets: int, px, py, pz, e, radius: float, hlf5: bool):
+    jets = _per_jet_awkward(jet_of, n_jets, px, py, pz, e)
+    cs = fastjet.ClusterSequence(jets, fastjet.JetDefinition(fastjet.cambridge_algorithm, 10.0))
+    taus = ak.to_numpy(cs.njettiness(njets=[1, 2, 3], beta=1.0, R0=radius)).reshape(n_jets, 3)
+    groomed = cs.exclusive_jets_softdrop_grooming(njets=1, beta=SOFT_DROP_BETA, symmetry_cut=SOFT_DROP_ZCUT, R0=radius)
+    mass_sd = np.nan_to_num(ak.to_numpy(groomed.msoftdrop).astype(np.float64))
+    if not hlf5:
+        return mass_sd, taus, None
+
+    def generalized(npoint: int, angles: int, beta: float) -> np.ndarray:
+        values = cs.exclusive_jets_energy_correlator(
+            njets=1, npoint=npoint, angles=angles, beta=beta, func="generalized", normalized=True
+        )
+        return np.asarray(ak.to_numpy(values), dtype=np.float64).reshape(-1)
+
+    ecfg = np.stack([generalized(n, a, b) for b in (1.0, 2.0) for n, a in ((2, 1), (3, 1), (3, 2))], axis=1)
+    return mass_sd, taus, ecfg
+
+
 def substructure(
     jet_of: np.ndarray,
     n_jets: int,
@@ -60,26 +102,14 @@ def substructure(
     """Substructure per jet from its constituents (`jet_of` sorted ascending, every jet non-empty)."""
     out: dict[str, np.ndarray] = {}
     if n_jets == 0:
-        names = [
-            "tau1",
-            "tau2",
-            "tau3",
-            "tau21",
-            "tau32",
-            "mass_sd",
-            "c2",
-            "d2",
-            *(HLF5_FEATURES if hlf5 else ()),
-        ]
+        names = ["tau1", "tau2", "tau3", "tau21", "tau32", "mass_sd", "c2", "d2", *(HLF5_FEATURES if hlf5 else ())]
         return {k: np.zeros(0) for k in names}
-    jets = _per_jet_awkward(jet_of, n_jets, px, py, pz, e)
-    cs = fastjet.ClusterSequence(jets, fastjet.JetDefinition(fastjet.cambridge_algorithm, 10.0))
-    taus = ak.to_numpy(cs.njettiness(njets=[1, 2, 3], beta=1.0, R0=radius)).reshape(n_jets, 3)
+    groom = _native_groom if native.library() is not None else _python_groom
+    mass_sd, taus, ecfg = groom(jet_of, n_jets, px, py, pz, e, radius, hlf5)
     out["tau1"], out["tau2"], out["tau3"] = taus[:, 0], taus[:, 1], taus[:, 2]
     out["tau21"] = _safe_ratio(taus[:, 1], taus[:, 0])
     out["tau32"] = _safe_ratio(taus[:, 2], taus[:, 1])
-    groomed = cs.exclusive_jets_softdrop_grooming(njets=1, beta=SOFT_DROP_BETA, symmetry_cut=SOFT_DROP_ZCUT, R0=radius)
-    out["mass_sd"] = np.nan_to_num(ak.to_numpy(groomed.msoftdrop).astype(np.float64))
+    out["mass_sd"] = mass_sd
 
     pt = np.hypot(px, py)
     y = rapidity(pz, e)
@@ -100,30 +130,23 @@ def substructure(
     out["c2"] = _safe_ratio(e3[1.0], e2[1.0] ** 2)
     out["d2"] = _safe_ratio(e3[1.0], e2[1.0] ** 3)
     if hlf5:
-        out.update(_hlf5(cs, e2, e3, zlogz, out["mass_sd"], stops - starts))
+        out.update(_hlf5(ecfg, e2, e3, zlogz, mass_sd, stops - starts))
     return out
 
 
-def _hlf5(cs, e2: dict, e3: dict, zlogz: np.ndarray, mass_sd: np.ndarray, multiplicity: np.ndarray) -> dict:
-    """The 16 features of the hls4ml jet dataset (arXiv:1804.06913)."""
-
-    def generalized(npoint: int, angles: int, beta: float) -> np.ndarray:
-        values = cs.exclusive_jets_energy_correlator(
-            njets=1, npoint=npoint, angles=angles, beta=beta, func="generalized", normalized=True
-        )
-        return np.asarray(ak.to_numpy(values), dtype=np.float64).reshape(-1)
-
+def _hlf5(ecfg: np.ndarray, e2: dict, e3: dict, zlogz: np.ndarray, mass_sd: np.ndarray, multiplicity: np.ndarray):
+    """The 16 features of the hls4ml jet dataset (arXiv:1804.06913); ecfg columns: 1e2, 1e3, 2e3 for beta 1 then 2."""
     f: dict[str, np.ndarray] = {"zlogz": zlogz}
     for b in (0.0, 1.0, 2.0):
         f[f"c1_b{int(b)}"] = e2[b]
-    for b in (1.0, 2.0):
+    for k, b in enumerate((1.0, 2.0)):
         tag = f"b{int(b)}"
         f[f"c2_{tag}"] = _safe_ratio(e3[b], e2[b] ** 2)
         f[f"d2_{tag}"] = _safe_ratio(e3[b], e2[b] ** 3)
         f[f"d2_a1_{tag}"] = _safe_ratio(e3[1.0], e2[b] ** (3.0 / b))
-        e2_1 = generalized(2, 1, b)
-        f[f"m2_{tag}"] = _safe_ratio(generalized(3, 1, b), e2_1)
-        f[f"n2_{tag}"] = _safe_ratio(generalized(3, 2, b), e2_1**2)
+        e2_1, e3_1, e3_2 = ecfg[:, 3 * k], ecfg[:, 3 * k + 1], ecfg[:, 3 * k + 2]
+        f[f"m2_{tag}"] = _safe_ratio(e3_1, e2_1)
+        f[f"n2_{tag}"] = _safe_ratio(e3_2, e2_1**2)
     f["mass_mmdt"] = mass_sd
     f["multiplicity"] = multiplicity.astype(np.float64)
     return f
