@@ -68,6 +68,16 @@ class Jets:
         )
 
 
+def _silence_banner() -> None:
+    """FastJet prints its banner at the first clustering of a process (one flag inside libfastjet, shared by the
+    Python interface and the native helper): trigger it once with stdout pointed at /dev/null."""
+    if not _BANNER["shown"]:
+        one = ak.Array([[{"px": 1.0, "py": 0.0, "pz": 0.0, "E": 1.0}]], with_name="Momentum4D")
+        with quiet_stdout():
+            fastjet.ClusterSequence(one, _antikt(0.4)).inclusive_jets()
+        _BANNER["shown"] = True
+
+
 def _cluster_native(reco: RecoObjects, radius: float, pt_min: float):
     lib = native.library()
     n_obj = len(reco.px)
@@ -102,10 +112,6 @@ def _cluster_python(reco: RecoObjects, radius: float, pt_min: float):
     objects = ak.unflatten(
         ak.zip({"px": reco.px, "py": reco.py, "pz": reco.pz, "E": reco.e}, with_name="Momentum4D"), counts
     )
-    if not _BANNER["shown"]:
-        with quiet_stdout():
-            fastjet.ClusterSequence(objects[:1], _antikt(radius)).inclusive_jets()
-        _BANNER["shown"] = True
     cs = fastjet.ClusterSequence(objects, _antikt(radius))
     found = ak.flatten(cs.inclusive_jets(min_pt=pt_min))
     members = ak.flatten(cs.constituent_index(min_pt=pt_min), axis=1)
@@ -120,6 +126,7 @@ def cluster_and_select(reco: RecoObjects, card: DatasetCard) -> Jets:
 
     Selected jets come ordered by event, then by decreasing pT; constituents by ascending index."""
     sel = card.jets
+    _silence_banner()
     cluster = _cluster_native if native.library() is not None else _cluster_python
     jet_p4, evt, n_members, local = cluster(reco, sel.radius, sel.pt_min)
     px, py, pz, e = jet_p4[:, 0], jet_p4[:, 1], jet_p4[:, 2], jet_p4[:, 3]

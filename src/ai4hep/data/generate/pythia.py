@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ def quiet_stdout() -> Iterable[None]:
         os.dup2(devnull, 1)
         yield
     finally:
+        ctypes.CDLL(None).fflush(None)  # C/C++ buffers must drain into /dev/null, not after the restore
         os.dup2(saved, 1)
         os.close(devnull)
         os.close(saved)
