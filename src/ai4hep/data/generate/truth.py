@@ -194,10 +194,11 @@ def resonance_candidates(batch: EventBatch, event: int, pdg: int) -> list[Resona
 
 
 def match_resonance(
-    batch: EventBatch, event: int, jet_eta: float, jet_phi: float, pdg: int, products: str, radius: float
+    candidates: list[ResonanceCandidate], jet_eta: float, jet_phi: float, products: str, radius: float
 ) -> bool:
+    """Whether one of the event's resonance candidates, with the wanted decay, lies inside the jet entirely."""
     want = expected_signature(products)
-    for cand in resonance_candidates(batch, event, pdg):
+    for cand in candidates:
         if cand.signature != want:
             continue
         if np.all(_delta_r(cand.eta, cand.phi, jet_eta, jet_phi) < radius):
