@@ -17,29 +17,27 @@ def load(path: Path) -> dict[str, np.ndarray]:
     return {k: np.concatenate([s[k] for s in shards]) for k in shards[0]}
 
 
+def _sample(factory: pytest.TempPathFactory, name: str, n_jets: int, seed: int) -> Path:
+    out = factory.mktemp(name)
+    generate(name, n_jets, out, seed=seed, workers=2, shard_size=n_jets // 2, show_progress=False)
+    return out
+
+
 @pytest.fixture(scope="session")
 def top_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("top")
-    generate("top", 240, out, seed=11, workers=2, shard_size=120, show_progress=False)
-    return out
+    return _sample(tmp_path_factory, "top", 240, seed=11)
 
 
 @pytest.fixture(scope="session")
 def flavour_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("flavour")
-    generate("flavour", 300, out, seed=5, workers=2, shard_size=150, show_progress=False)
-    return out
+    return _sample(tmp_path_factory, "flavour", 300, seed=5)
 
 
 @pytest.fixture(scope="session")
 def qg_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("qg")
-    generate("qg", 160, out, seed=7, workers=2, shard_size=80, show_progress=False)
-    return out
+    return _sample(tmp_path_factory, "qg", 160, seed=7)
 
 
 @pytest.fixture(scope="session")
 def hlf5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("hlf5")
-    generate("hlf5", 150, out, seed=3, workers=2, shard_size=75, show_progress=False)
-    return out
+    return _sample(tmp_path_factory, "hlf5", 150, seed=3)

@@ -27,8 +27,24 @@ def reference(tmp_path_factory: pytest.TempPathFactory):
     return out, summary.dataset_hash
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ai4hep.cli", *args]
+def _generate_cmd(out: Path) -> list[str]:
+    """The CLI command that generates the reference dataset into `out`."""
+    return [
+        sys.executable,
+        "-m",
+        "ai4hep.cli",
+        "data",
+        "generate",
+        "flavour",
+        "--jets",
+        str(N_JETS),
+        "--out",
+        str(out),
+        "--seed",
+        "21",
+        "--shard-size",
+        str(SHARD),
+    ]
 
 
 def test_worker_count_does_not_change_arrays(reference, tmp_path):
@@ -67,19 +83,7 @@ def test_dask_local_cluster_gives_same_arrays(reference, tmp_path):
 def _start_and_interrupt(out: Path, sig: int) -> subprocess.CompletedProcess:
     """Start a CLI run and send `sig` once the first shard is on disk (mid-run)."""
     proc = subprocess.Popen(
-        _cli(
-            "data",
-            "generate",
-            "flavour",
-            "--jets",
-            str(N_JETS),
-            "--out",
-            str(out),
-            "--seed",
-            "21",
-            "--shard-size",
-            str(SHARD),
-        ),
+        _generate_cmd(out),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -109,19 +113,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(reference, tmp_path, sig)
         assert not list(out.glob(".*.tmp-*")), "Ctrl-C left a temporary file"
     assert not (out / "dataset.json").exists()
     resumed = subprocess.run(
-        _cli(
-            "data",
-            "generate",
-            "flavour",
-            "--jets",
-            str(N_JETS),
-            "--out",
-            str(out),
-            "--seed",
-            "21",
-            "--shard-size",
-            str(SHARD),
-        ),
+        _generate_cmd(out),
         capture_output=True,
         text=True,
         timeout=300,

@@ -95,6 +95,22 @@ class DatasetCard(_Strict):
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
 
+def _resonance(name: str, settings: tuple[str, ...], pdg: int, products: str, label: int, fraction: float) -> Process:
+    return Process(
+        name=name,
+        settings=settings,
+        fraction=fraction,
+        label=label,
+        truth=Truth(kind="resonance", pdg=pdg, products=products),
+    )
+
+
+def _parton(name: str, settings: tuple[str, ...], parton: str, label: int, fraction: float) -> Process:
+    return Process(
+        name=name, settings=settings, fraction=fraction, label=label, truth=Truth(kind="parton", parton=parton)
+    )
+
+
 def _card_top() -> DatasetCard:
     return DatasetCard(
         name="top",
@@ -103,13 +119,7 @@ def _card_top() -> DatasetCard:
         reference="Kasieczka et al., The Machine Learning Landscape of Top Taggers, arXiv:1902.09914",
         classes=("qcd", "top"),
         processes=(
-            Process(
-                name="ttbar_hadronic",
-                settings=(*_TTBAR, *_HADRONIC_W, "PhaseSpace:pTHatMin = 500"),
-                fraction=0.5,
-                label=1,
-                truth=Truth(kind="resonance", pdg=6, products="bqq"),
-            ),
+            _resonance("ttbar_hadronic", (*_TTBAR, *_HADRONIC_W, "PhaseSpace:pTHatMin = 500"), 6, "bqq", 1, 0.5),
             Process(name="qcd", settings=("HardQCD:all = on", "PhaseSpace:pTHatMin = 500"), fraction=0.5, label=0),
         ),
         jets=JetSelection(radius=0.8, pt_min=550.0, pt_max=650.0, abs_eta_max=2.0),
@@ -126,20 +136,8 @@ def _card_qg() -> DatasetCard:
         reference="Komiske, Metodiev, Thaler, Energy Flow Networks, arXiv:1810.05165",
         classes=("gluon", "quark"),
         processes=(
-            Process(
-                name="z_gluon",
-                settings=("WeakBosonAndParton:qqbar2gmZg = on", *z_nunu),
-                fraction=0.5,
-                label=0,
-                truth=Truth(kind="parton", parton="g"),
-            ),
-            Process(
-                name="z_quark",
-                settings=("WeakBosonAndParton:qg2gmZq = on", *z_nunu),
-                fraction=0.5,
-                label=1,
-                truth=Truth(kind="parton", parton="q"),
-            ),
+            _parton("z_gluon", ("WeakBosonAndParton:qqbar2gmZg = on", *z_nunu), "g", 0, 0.5),
+            _parton("z_quark", ("WeakBosonAndParton:qg2gmZq = on", *z_nunu), "q", 1, 0.5),
         ),
         jets=JetSelection(
             radius=0.4, pt_min=500.0, pt_max=550.0, abs_eta_max=1.7, use_rapidity=True, max_jets_per_event=1
@@ -174,34 +172,10 @@ def _card_jetclass() -> DatasetCard:
             higgs("h_gg", 3, ("25:onIfMatch = 21 21",), "gg"),
             higgs("h_4q", 4, ("25:onIfMatch = 24 -24", *_HADRONIC_W), "qqqq"),
             higgs("h_lvqq", 5, ("25:onIfMatch = 24 -24",), "lvqq"),
-            Process(
-                name="z_qq",
-                settings=(*_Z_JET, *_HADRONIC_Z, pthat),
-                fraction=0.1,
-                label=6,
-                truth=Truth(kind="resonance", pdg=23, products="qq"),
-            ),
-            Process(
-                name="w_qq",
-                settings=(*_W_JET, *_HADRONIC_W, pthat),
-                fraction=0.1,
-                label=7,
-                truth=Truth(kind="resonance", pdg=24, products="qq"),
-            ),
-            Process(
-                name="t_bqq",
-                settings=(*_TTBAR, *_HADRONIC_W, pthat),
-                fraction=0.1,
-                label=8,
-                truth=Truth(kind="resonance", pdg=6, products="bqq"),
-            ),
-            Process(
-                name="t_blv",
-                settings=(*_TTBAR, "24:onMode = off", "24:onIfAny = 11 13 15", pthat),
-                fraction=0.1,
-                label=9,
-                truth=Truth(kind="resonance", pdg=6, products="blv"),
-            ),
+            _resonance("z_qq", (*_Z_JET, *_HADRONIC_Z, pthat), 23, "qq", 6, 0.1),
+            _resonance("w_qq", (*_W_JET, *_HADRONIC_W, pthat), 24, "qq", 7, 0.1),
+            _resonance("t_bqq", (*_TTBAR, *_HADRONIC_W, pthat), 6, "bqq", 8, 0.1),
+            _resonance("t_blv", (*_TTBAR, "24:onMode = off", "24:onIfAny = 11 13 15", pthat), 6, "blv", 9, 0.1),
         ),
         jets=JetSelection(radius=0.8, pt_min=500.0, pt_max=1000.0, abs_eta_max=2.0),
         max_consts=128,
@@ -218,41 +192,11 @@ def _card_hlf5() -> DatasetCard:
         reference="Duarte et al., Fast inference of deep neural networks in FPGAs (hls4ml), arXiv:1804.06913",
         classes=("g", "q", "w", "z", "t"),
         processes=(
-            Process(
-                name="gluon",
-                settings=("HardQCD:gg2gg = on", "HardQCD:qqbar2gg = on", pthat),
-                fraction=0.2,
-                label=0,
-                truth=Truth(kind="parton", parton="g"),
-            ),
-            Process(
-                name="quark",
-                settings=("HardQCD:qq2qq = on", "HardQCD:qqbar2qqbarNew = on", pthat),
-                fraction=0.2,
-                label=1,
-                truth=Truth(kind="parton", parton="q"),
-            ),
-            Process(
-                name="w_qq",
-                settings=(*_W_JET, *_HADRONIC_W, pthat),
-                fraction=0.2,
-                label=2,
-                truth=Truth(kind="resonance", pdg=24, products="qq"),
-            ),
-            Process(
-                name="z_qq",
-                settings=(*_Z_JET, *_HADRONIC_Z, pthat),
-                fraction=0.2,
-                label=3,
-                truth=Truth(kind="resonance", pdg=23, products="qq"),
-            ),
-            Process(
-                name="t_bqq",
-                settings=(*_TTBAR, *_HADRONIC_W, pthat),
-                fraction=0.2,
-                label=4,
-                truth=Truth(kind="resonance", pdg=6, products="bqq"),
-            ),
+            _parton("gluon", ("HardQCD:gg2gg = on", "HardQCD:qqbar2gg = on", pthat), "g", 0, 0.2),
+            _parton("quark", ("HardQCD:qq2qq = on", "HardQCD:qqbar2qqbarNew = on", pthat), "q", 1, 0.2),
+            _resonance("w_qq", (*_W_JET, *_HADRONIC_W, pthat), 24, "qq", 2, 0.2),
+            _resonance("z_qq", (*_Z_JET, *_HADRONIC_Z, pthat), 23, "qq", 3, 0.2),
+            _resonance("t_bqq", (*_TTBAR, *_HADRONIC_W, pthat), 6, "bqq", 4, 0.2),
         ),
         jets=JetSelection(radius=0.8, pt_min=900.0, pt_max=1100.0, abs_eta_max=2.0),
         max_consts=150,

@@ -105,7 +105,17 @@ def _generate_process(
 
 
 def generate_shard(task: ShardTask, progress: Callable[[int], None] | None = None) -> ShardResult:
-    """Generate one shard and write it atomically. Safe to run in any process or on any Dask worker."""
+    """Generate one shard and write it atomically. Safe to run in any process or on any Dask worker.
+
+    BLAS is held to one thread: the matrices are tiny (one jet), and OpenBLAS's spinning helper threads would take
+    the core of the neighbouring worker."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _generate_shard(task, progress)
+
+
+def _generate_shard(task: ShardTask, progress: Callable[[int], None] | None) -> ShardResult:
     start = time.perf_counter()
     card = get_card(task.card_name)
     detector = DetectorConfig.model_validate_json(task.detector_json)
