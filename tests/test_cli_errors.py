@@ -131,3 +131,10 @@ def test_info_prints_summary(top_dir: Path):
 def test_debug_shows_traceback(tmp_path):
     result = run_cli("--debug", "data", "info", str(tmp_path / "missing.h5"))
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize("mu", ["-1", "nan"])
+def test_bad_pileup(tmp_path, mu):
+    result = run_cli("data", "generate", "top", "--jets", "10", "--out", str(tmp_path / "o"), "--pileup", mu)
+    assert_one_line_error(result, "--pileup must be a number >= 0")
+    assert not (tmp_path / "o").exists()

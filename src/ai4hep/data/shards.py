@@ -282,9 +282,9 @@ def generate(
         raise UserError(f"--seed must be between 0 and 2^31-1, got {seed}")
     if detector not in PRESETS:
         raise UserError(f"unknown detector '{detector}'; valid names: {', '.join(PRESETS)}")
+    if not pileup_mu >= 0:  # also rejects NaN
+        raise UserError(f"--pileup must be a number >= 0, got {pileup_mu}")
     det = PRESETS[detector].model_copy(update={"pileup_mu": float(pileup_mu)})
-    if pileup_mu < 0:
-        raise UserError(f"--pileup must be >= 0, got {pileup_mu}")
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
     _remove_temporaries(out_dir)
