@@ -101,9 +101,12 @@ void ai4hep_substructure(const double* px, const double* py, const double* pz, c
   JetDefinition ca(fastjet::cambridge_algorithm, JetDefinition::max_allowable_R);
   fastjet::contrib::SoftDrop soft_drop(sd_beta, sd_zcut, r0);
   fastjet::contrib::NormalizedMeasure measure(1.0, r0);
-  fastjet::contrib::Nsubjettiness tau1(1, fastjet::contrib::OnePass_KT_Axes(), measure);
-  fastjet::contrib::Nsubjettiness tau2(2, fastjet::contrib::OnePass_KT_Axes(), measure);
-  fastjet::contrib::Nsubjettiness tau3(3, fastjet::contrib::OnePass_KT_Axes(), measure);
+  // One-pass minimisation from exclusive-kT seed axes, as OnePass_KT_Axes does, but with the kT clustering run once
+  // per jet for N = 1, 2, 3 instead of once per N.
+  JetDefinition kt(fastjet::kt_algorithm, JetDefinition::max_allowable_R, fastjet::E_scheme, fastjet::Best);
+  fastjet::contrib::Nsubjettiness tau1(1, fastjet::contrib::OnePass_Manual_Axes(), measure);
+  fastjet::contrib::Nsubjettiness tau2(2, fastjet::contrib::OnePass_Manual_Axes(), measure);
+  fastjet::contrib::Nsubjettiness tau3(3, fastjet::contrib::OnePass_Manual_Axes(), measure);
   std::vector<PseudoJet> particles;
   for (int64_t j = 0; j < n_jets; ++j) {
     particles.clear();
@@ -112,9 +115,13 @@ void ai4hep_substructure(const double* px, const double* py, const double* pz, c
     std::vector<PseudoJet> whole = cs.exclusive_jets(1);
     const PseudoJet& jet = whole[0];
     mass_sd[j] = soft_drop(jet).m();
-    tau[3 * j + 0] = tau1(jet);
-    tau[3 * j + 1] = tau2(jet);
-    tau[3 * j + 2] = tau3(jet);
+    ClusterSequence kt_cs(particles, kt);
+    fastjet::contrib::Nsubjettiness* taus[3] = {&tau1, &tau2, &tau3};
+    for (int n = 1; n <= 3; ++n) {
+      std::vector<PseudoJet> seeds = kt_cs.exclusive_jets_up_to(n);
+      taus[n - 1]->setAxes(seeds);
+      tau[3 * j + n - 1] = (*taus[n - 1])(jet);
+    }
     if (with_ecfg) {
       double scalar_pt = 0;
       for (const PseudoJet& p : particles) scalar_pt += p.perp();
