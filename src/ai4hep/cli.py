@@ -18,12 +18,10 @@ data_app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 
-_STATE = {"debug": False}
-
 
 @app.callback()
 def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
-    _STATE["debug"] = debug
+    """Declares --debug for the help text; main() reads it from the arguments before typer runs."""
 
 
 @data_app.command("list")

@@ -120,6 +120,6 @@ def format_summary(s: dict) -> str:
             f"{c['mass_sd_median']:>8.1f} {c['n_consts_mean']:>9.1f} {c['tau32_mean']:>7.3f}"
         )
     if "tracks_d0sig_abs_mean" in s:
-        parts = [f"{k} {v:.2f}" for k, v in s["tracks_d0sig_abs_mean"].items() if v is not None]
+        parts = [f"{k} {v:.2f}" for k, v in s["tracks_d0sig_abs_mean"].items()]
         lines.append("  mean |d0 significance| of tracks: " + ", ".join(parts))
     return "\n".join(lines)

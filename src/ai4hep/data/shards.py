@@ -121,8 +121,9 @@ def _generate_shard(task: ShardTask, progress: Callable[[int], None] | None) -> 
     detector = DetectorConfig.model_validate_json(task.detector_json)
     parts, events = [], []
     for p, quota in enumerate(process_quotas(card, task.n_jets)):
-        arrays, n = _generate_process(card, detector, task, p, quota, progress) if quota else ({}, 0)
+        n = 0
         if quota:
+            arrays, n = _generate_process(card, detector, task, p, quota, progress)
             parts.append(arrays)
         events.append(n)
     merged = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}

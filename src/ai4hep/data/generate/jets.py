@@ -131,9 +131,10 @@ def _cluster_python(reco: _Objects, radius: float, pt_min: float):
         ak.zip({"px": reco.px, "py": reco.py, "pz": reco.pz, "E": reco.e}, with_name="Momentum4D"), counts
     )
     cs = fastjet.ClusterSequence(objects, _antikt(radius))
-    found = ak.flatten(cs.inclusive_jets(min_pt=pt_min))
+    per_event = cs.inclusive_jets(min_pt=pt_min)
+    found = ak.flatten(per_event)
     members = ak.flatten(cs.constituent_index(min_pt=pt_min), axis=1)
-    evt = np.repeat(np.arange(len(counts)), ak.to_numpy(ak.num(cs.inclusive_jets(min_pt=pt_min))))
+    evt = np.repeat(np.arange(len(counts)), ak.to_numpy(ak.num(per_event)))
     jet_p4 = np.stack([np.asarray(ak.to_numpy(found[k]), dtype=np.float64) for k in ("px", "py", "pz", "E")], axis=1)
     members = ak.sort(members, axis=1)  # ascending local indices, as the native helper returns them
     return jet_p4, evt, ak.to_numpy(ak.num(members)), ak.to_numpy(ak.flatten(members)).astype(np.int64)

@@ -42,15 +42,15 @@ def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
 
 
-def _per_jet_awkward(jet_of: np.ndarray, n_jets: int, px, py, pz, e) -> ak.Array:
-    counts = np.bincount(jet_of, minlength=n_jets)
+def _per_jet_awkward(counts: np.ndarray, px, py, pz, e) -> ak.Array:
     rec = ak.zip({"px": px, "py": py, "pz": pz, "E": e}, with_name="Momentum4D")
     return ak.unflatten(rec, counts)
 
 
-def _native_groom(jet_of: np.ndarray, n_jets: int, px, py, pz, e, radius: float, hlf5: bool):
+def _native_groom(counts: np.ndarray, px, py, pz, e, radius: float, hlf5: bool):
     lib = native.library()
-    offsets = np.concatenate([[0], np.cumsum(np.bincount(jet_of, minlength=n_jets))]).astype(np.int64)
+    n_jets = len(counts)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     mass_sd, taus, ecfg = np.zeros(n_jets), np.zeros((n_jets, 3)), np.zeros((n_jets, 6))
     lib.ai4hep_substructure(
         native.f64(px),
@@ -70,8 +70,9 @@ def _native_groom(jet_of: np.ndarray, n_jets: int, px, py, pz, e, radius: float,
     return mass_sd, taus, ecfg if hlf5 else None
 
 
-def _python_groom(jet_of: np.ndarray, n_jets: int, px, py, pz, e, radius: float, hlf5: bool):
-    jets = _per_jet_awkward(jet_of, n_jets, px, py, pz, e)
+def _python_groom(counts: np.ndarray, px, py, pz, e, radius: float, hlf5: bool):
+    n_jets = len(counts)
+    jets = _per_jet_awkward(counts, px, py, pz, e)
     cs = fastjet.ClusterSequence(jets, fastjet.JetDefinition(fastjet.cambridge_algorithm, 10.0))
     taus = ak.to_numpy(cs.njettiness(njets=[1, 2, 3], beta=1.0, R0=radius)).reshape(n_jets, 3)
     groomed = cs.exclusive_jets_softdrop_grooming(njets=1, beta=SOFT_DROP_BETA, symmetry_cut=SOFT_DROP_ZCUT, R0=radius)
@@ -104,8 +105,9 @@ def substructure(
     if n_jets == 0:
         names = ["tau1", "tau2", "tau3", "tau21", "tau32", "mass_sd", "c2", "d2", *(HLF5_FEATURES if hlf5 else ())]
         return {k: np.zeros(0) for k in names}
+    counts = np.bincount(jet_of, minlength=n_jets)
     groom = _native_groom if native.library() is not None else _python_groom
-    mass_sd, taus, ecfg = groom(jet_of, n_jets, px, py, pz, e, radius, hlf5)
+    mass_sd, taus, ecfg = groom(counts, px, py, pz, e, radius, hlf5)
     out["tau1"], out["tau2"], out["tau3"] = taus[:, 0], taus[:, 1], taus[:, 2]
     out["tau21"] = _safe_ratio(taus[:, 1], taus[:, 0])
     out["tau32"] = _safe_ratio(taus[:, 2], taus[:, 1])
@@ -114,8 +116,8 @@ def substructure(
     pt = np.hypot(px, py)
     y = rapidity(pz, e)
     phi = np.arctan2(py, px)
-    starts = np.searchsorted(jet_of, np.arange(n_jets), side="left")
-    stops = np.searchsorted(jet_of, np.arange(n_jets), side="right")
+    stops = np.cumsum(counts)
+    starts = stops - counts
     betas = (0.0, 1.0, 2.0) if hlf5 else (1.0,)
     e2 = {b: np.zeros(n_jets) for b in betas}
     e3 = {b: np.zeros(n_jets) for b in betas}
@@ -130,7 +132,7 @@ def substructure(
     out["c2"] = _safe_ratio(e3[1.0], e2[1.0] ** 2)
     out["d2"] = _safe_ratio(e3[1.0], e2[1.0] ** 3)
     if hlf5:
-        out.update(_hlf5(ecfg, e2, e3, zlogz, mass_sd, stops - starts))
+        out.update(_hlf5(ecfg, e2, e3, zlogz, mass_sd, counts))
     return out
 
 
