@@ -93,6 +93,42 @@ def data_export(
     typer.echo(f"wrote {len(files)} file(s) to {out}")
 
 
+@app.command("train")
+def train_cmd(
+    config: Path = typer.Argument(..., help="YAML training config (see configs/)."),
+    out: Path = typer.Option(..., "--out", help="Run directory; an existing one with the same config resumes."),
+    data: list[Path] = typer.Option(None, "--data", help="Dataset folders or shards (overrides data.paths)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+) -> None:
+    """Train a model from a config; resumes after a kill from the last atomic checkpoint."""
+    from ai4hep.train.run import train
+
+    card = train(config, out, [str(d) for d in data] if data else None, progress=progress)
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in card["metrics"].items())
+    typer.echo(
+        f"trained {card['model']} on {card['dataset']['name']} in {card['training_time_s']:.1f}s "
+        f"({card['parameter_count']} parameters; {card['train_jets_per_s']:.0f} training jets/s): {metrics}"
+    )
+    typer.echo(f"run directory: {out} (model card: {out / 'model_card.json'})")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Path = typer.Argument(..., help="A run directory made by 'ai4hep train'."),
+    data: list[Path] = typer.Option(..., "--data", help="Dataset folders or shards to evaluate on."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default RUN/eval)."),
+    reference: Path = typer.Option(None, "--reference", help="A second run: ROC ratio panel against it."),
+) -> None:
+    """Metrics (AUC, rejection at fixed efficiency with errors, confusion matrix) and plots."""
+    from ai4hep.metrics.evaluate import evaluate, headline
+
+    m = evaluate(run, list(data), out, reference)
+    typer.echo(headline(m))
+    if "reference" in m:
+        typer.echo("reference " + headline(m["reference"]))
+    typer.echo(f"wrote {Path(out) if out else run / 'eval'}/metrics.json and {len(m['plots'])} plot(s)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: maps errors to one line and an exit code (2 for user errors, 130 for Ctrl-C)."""
     import signal

@@ -1,0 +1,416 @@
+"""Streaming, chunked reading of the HDF5 layout for training and evaluation.
+
+Memory follows the configured budget, not the dataset: a file is read `chunk_jets` rows at a time (only the fields the
+model needs), shuffled inside the chunk, and cut into batches. The split into train/validation/test is by shard, so
+no jet is ever in two splits, and normalisation statistics are computed once on the training split and then stored
+with the model. Batches are dicts of numpy arrays; this module does not import torch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import h5py
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ai4hep.data.inspect import dataset_files
+from ai4hep.data.schema import LAYOUT_VERSION
+from ai4hep.data.variables import Variable, check_available, compute
+from ai4hep.errors import UserError
+
+HDF5_CACHE_BYTES = 16 * 2**20
+# What a model may ask of a batch beyond its declared inputs.
+EXTRAS = ("points", "vectors", "z")
+
+
+class DataConfig(BaseModel):
+    """The `data:` block of a training config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[str] = Field(default_factory=list, description="dataset folders or shard files, split by shard")
+    train: list[str] | None = None  # explicit splits instead of fractions of `paths`
+    val: list[str] | None = None
+    test: list[str] | None = None
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.1, ge=0, lt=1)
+    jet_features: list[str] = Field(default_factory=list)
+    objects: Literal["consts", "tracks"] = "consts"
+    object_features: list[str] = Field(default_factory=list)
+    max_objects: int = Field(100, gt=0)
+    label: str = "label"
+    batch_size: int = Field(256, gt=0)
+    memory_mb: float = Field(256.0, gt=0, description="budget for the read buffers of one stream")
+    class_weights: Literal["none", "balanced"] = "balanced"
+    norm_jets: int = Field(100_000, gt=0, description="training jets used for the normalisation statistics")
+
+    @field_validator("jet_features", "object_features")
+    @classmethod
+    def _parse(cls, specs: list[str]) -> list[str]:
+        for s in specs:
+            Variable.parse(s)
+        return specs
+
+    @property
+    def jet_vars(self) -> list[Variable]:
+        return [Variable.parse(s) for s in self.jet_features]
+
+    @property
+    def object_vars(self) -> list[Variable]:
+        return [Variable.parse(s) for s in self.object_features]
+
+
+@dataclass
+class Splits:
+    train: list[Path]
+    val: list[Path]
+    test: list[Path]
+
+
+def _files(paths: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        out += dataset_files(Path(p))
+    return out
+
+
+def split_files(cfg: DataConfig) -> Splits:
+    """Shards for each split: explicit lists, or the last shards of `paths` for test and the ones before for val."""
+    if cfg.train is not None:
+        if cfg.val is None:
+            raise UserError("data.train is given but data.val is not; give both (and optionally data.test)")
+        return Splits(_files(cfg.train), _files(cfg.val), _files(cfg.test or []))
+    if not cfg.paths:
+        raise UserError("the config has no data: set data.paths (or data.train/val), or pass --data PATH")
+    files = _files(cfg.paths)
+    n = len(files)
+    n_test = max(1, round(n * cfg.test_fraction)) if cfg.test_fraction > 0 else 0
+    n_val = max(1, round(n * cfg.val_fraction)) if cfg.val_fraction > 0 else 0
+    if n - n_test - n_val < 1 or n_val < 1:
+        raise UserError(
+            f"{n} shard(s) in {', '.join(cfg.paths)} cannot be split by shard into train/val/test; "
+            "generate with a smaller --shard-size (at least 3 shards) or give data.train/data.val explicitly"
+        )
+    return Splits(files[: n - n_test - n_val], files[n - n_test - n_val : n - n_test], files[n - n_test :])
+
+
+@dataclass
+class FileInfo:
+    path: Path
+    n_jets: int
+    card: dict
+    content_hash: str
+    jet_dtype: np.dtype
+    object_dtype: np.dtype | None
+    stored_objects: int
+
+
+def file_info(path: Path, objects: str) -> FileInfo:
+    """Header of one shard (attributes and dtypes); reads no arrays."""
+    fix = "pass ai4hep dataset files (made by 'ai4hep data generate')"
+    try:
+        with h5py.File(path, "r") as f:
+            if "jets" not in f or "card" not in f.attrs:
+                raise UserError(f"{path} is not an ai4hep dataset (no 'jets' or card); {fix}")
+            if int(f.attrs.get("layout_version", 0)) > LAYOUT_VERSION:
+                raise UserError(f"{path} uses a newer data layout than this ai4hep; upgrade ai4hep")
+            obj = f.get(objects, None)
+            card = f.attrs["card"]
+            return FileInfo(
+                path=path,
+                n_jets=len(f["jets"]),
+                card=json.loads(card.decode() if isinstance(card, bytes) else card),
+                content_hash=str(f.attrs.get("content_hash", "")),
+                jet_dtype=f["jets"].dtype,
+                object_dtype=obj.dtype if obj is not None else None,
+                stored_objects=int(obj.shape[1]) if obj is not None and obj.ndim == 2 else 0,
+            )
+    except UserError:
+        raise
+    except OSError as exc:
+        raise UserError(f"{path} is not a readable HDF5 file ({exc}); {fix}") from None
+
+
+@dataclass
+class Normalisation:
+    """Per-variable mean and standard deviation, stored with the model (the same numbers at train and inference)."""
+
+    jet_mean: list[float] = field(default_factory=list)
+    jet_std: list[float] = field(default_factory=list)
+    object_mean: list[float] = field(default_factory=list)
+    object_std: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normalisation:
+        return cls(**d)
+
+
+class InputSpec:
+    """Which variables and extras a model reads, checked against the dataset's fields."""
+
+    def __init__(self, cfg: DataConfig, extras: tuple[str, ...] = ()) -> None:
+        unknown = [e for e in extras if e not in EXTRAS]
+        if unknown:
+            raise ValueError(f"unknown batch extras {unknown}")
+        self.cfg = cfg
+        self.jet_vars = cfg.jet_vars
+        self.object_vars = cfg.object_vars
+        self.extras = tuple(extras)
+
+    @property
+    def needs_objects(self) -> bool:
+        return bool(self.object_vars) or bool(self.extras)
+
+    def check(self, info: FileInfo) -> None:
+        check_available(self.jet_vars, info.jet_dtype, objects=False, where=f"{info.path} (jets)")
+        if self.cfg.label not in info.jet_dtype.names:
+            raise UserError(f"{info.path} has no label field '{self.cfg.label}'; set data.label to a jets field")
+        if self.needs_objects:
+            if info.object_dtype is None:
+                raise UserError(
+                    f"{info.path} has no '{self.cfg.objects}' array; this model needs per-object inputs "
+                    f"(use a dataset with {self.cfg.objects}, or data.objects: consts)"
+                )
+            where = f"{info.path} ({self.cfg.objects})"
+            check_available(self.object_vars, info.object_dtype, objects=True, where=where)
+            need = {"valid"} | ({"deta", "dphi"} if "points" in self.extras else set())
+            need |= {"px", "py", "pz", "energy"} if "vectors" in self.extras else set()
+            missing = sorted(need - set(info.object_dtype.names))
+            if missing:
+                raise UserError(f"{where} lacks {', '.join(missing)}, which this model needs")
+
+    def object_fields(self, dtype: np.dtype) -> list[str]:
+        from ai4hep.data.variables import DERIVED
+
+        names = {"valid"}
+        for v in self.object_vars:
+            names |= {"pt", "energy", "eta", "deta", "dphi"} & set(dtype.names) if v.name in DERIVED else {v.name}
+        if "points" in self.extras:
+            names |= {"deta", "dphi"}
+        if "vectors" in self.extras:
+            names |= {"px", "py", "pz", "energy"}
+        if "z" in self.extras:
+            names |= {"pt"}
+        return [n for n in dtype.names if n in names]
+
+
+def bytes_per_jet(spec: InputSpec, info: FileInfo) -> int:
+    """Memory one jet takes while being read and turned into a batch (raw fields, features, extras)."""
+    n = spec.cfg.max_objects
+    raw = info.jet_dtype.itemsize
+    out = 4 * (len(spec.jet_vars) + 4)
+    if spec.needs_objects and info.object_dtype is not None:
+        fields = spec.object_fields(info.object_dtype)
+        raw += info.stored_objects * sum(info.object_dtype[f].itemsize for f in fields)
+        out += n * (
+            4 * len(spec.object_vars) + 1 + 4 * (2 * ("points" in spec.extras) + 4 * ("vectors" in spec.extras))
+        )
+        out += n * 4 * ("z" in spec.extras)
+    return raw + out
+
+
+class JetStream:
+    """Batches over a list of shards; iterate once per epoch (call set_epoch to change the shuffle)."""
+
+    def __init__(
+        self,
+        files: list[Path],
+        spec: InputSpec,
+        n_classes: int,
+        norm: Normalisation | None = None,
+        class_weights: np.ndarray | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        if not files:
+            raise UserError("a data split has no shard; give more data or change the split fractions")
+        self.files = list(files)
+        self.infos = [file_info(f, spec.cfg.objects) for f in self.files]
+        for info in self.infos:
+            spec.check(info)
+        self.spec = spec
+        self.n_classes = n_classes
+        self.norm = norm
+        self.class_weights = class_weights
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self.drop_last = drop_last
+        budget = int(spec.cfg.memory_mb * 2**20)
+        per_jet = max(bytes_per_jet(spec, i) for i in self.infos)
+        # Raw chunk, carried-over rows, computed features and one batch can coexist: budget / 4 per buffer.
+        self.chunk_jets = max(spec.cfg.batch_size, budget // (4 * per_jet))
+
+    @property
+    def n_jets(self) -> int:
+        return sum(i.n_jets for i in self.infos)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        b = self.spec.cfg.batch_size
+        return self.n_jets // b if self.drop_last else -(-self.n_jets // b)
+
+    def _read(self, f: h5py.File, info: FileInfo, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
+        jets = f["jets"][start:stop]
+        if not self.spec.needs_objects:
+            return jets, None
+        dset = f[self.spec.cfg.objects]
+        names = self.spec.object_fields(info.object_dtype)
+        n = min(self.spec.cfg.max_objects, info.stored_objects)
+        return jets, dset.fields(names)[start:stop, :n]
+
+    def chunks(self) -> Iterator[tuple[FileInfo, np.ndarray, np.ndarray | None]]:
+        """Raw (jets, objects) row blocks, in shuffled file order when shuffling."""
+        order = np.arange(len(self.files))
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.shuffle:
+            rng.shuffle(order)
+        for k in order:
+            info = self.infos[k]
+            try:
+                with h5py.File(info.path, "r", rdcc_nbytes=HDF5_CACHE_BYTES) as f:
+                    for start in range(0, info.n_jets, self.chunk_jets):
+                        jets, objs = self._read(f, info, start, min(info.n_jets, start + self.chunk_jets))
+                        if self.shuffle:
+                            perm = rng.permutation(len(jets))
+                            jets = jets[perm]
+                            objs = objs[perm] if objs is not None else None
+                        yield info, jets, objs
+            except OSError as exc:
+                raise UserError(f"{info.path} is truncated or corrupt ({exc}); regenerate the shard") from None
+
+    def features(self, info: FileInfo, jets: np.ndarray, objs: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Model inputs of a block of rows: transformed, checked for NaN/inf, standardised."""
+        spec, cfg = self.spec, self.spec.cfg
+        out: dict[str, np.ndarray] = {}
+        labels = jets[cfg.label].astype(np.int64)
+        if len(labels) and (labels.min() < 0 or labels.max() >= self.n_classes):
+            raise UserError(
+                f"{info.path}: label '{cfg.label}' has values outside 0..{self.n_classes - 1}; "
+                "set data.label to the dataset's class label"
+            )
+        out["label"] = labels
+        out["pt"] = jets["pt"].astype(np.float32)
+        w = self.class_weights
+        out["weight"] = w[labels].astype(np.float32) if w is not None else np.ones(len(labels), np.float32)
+        if spec.jet_vars:
+            x = compute(spec.jet_vars, jets)
+            _check_finite(x, np.ones(x.shape[:1], bool), spec.jet_vars, info.path)
+            if self.norm is not None:
+                x = (x - np.asarray(self.norm.jet_mean, np.float32)) / np.asarray(self.norm.jet_std, np.float32)
+            out["jet"] = x
+        if objs is not None:
+            mask = np.zeros((len(jets), cfg.max_objects), dtype=bool)
+            n = objs.shape[1]
+            mask[:, :n] = objs["valid"]
+
+            def pad(a: np.ndarray) -> np.ndarray:
+                full = np.zeros((len(jets), cfg.max_objects, *a.shape[2:]), dtype=np.float32)
+                full[:, :n] = a
+                return np.where(mask.reshape(*mask.shape, *([1] * (a.ndim - 2))), full, 0.0).astype(np.float32)
+
+            if spec.object_vars:
+                x = compute(spec.object_vars, objs, jets)
+                _check_finite(x, objs["valid"], spec.object_vars, info.path)
+                if self.norm is not None:
+                    mean = np.asarray(self.norm.object_mean, np.float32)
+                    x = (x - mean) / np.asarray(self.norm.object_std, np.float32)
+                out["objects"] = pad(x)
+            out["mask"] = mask
+            if "points" in spec.extras:
+                out["points"] = pad(np.stack([objs["deta"], objs["dphi"]], axis=-1))
+            if "vectors" in spec.extras:
+                out["vectors"] = pad(np.stack([objs[k] for k in ("px", "py", "pz", "energy")], axis=-1))
+            if "z" in spec.extras:
+                out["z"] = pad(objs["pt"] / np.maximum(jets["pt"][:, None], 1e-8))
+        return out
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        b = self.spec.cfg.batch_size
+        carry: dict[str, np.ndarray] | None = None
+        for info, jets, objs in self.chunks():
+            block = self.features(info, jets, objs)
+            if carry is not None:
+                block = {k: np.concatenate([carry[k], block[k]]) for k in block}
+            n_full = (len(block["label"]) // b) * b
+            for s in range(0, n_full, b):
+                yield {k: v[s : s + b] for k, v in block.items()}
+            carry = {k: v[n_full:] for k, v in block.items()}
+        if carry is not None and len(carry["label"]) and not self.drop_last:
+            yield carry
+
+
+def _check_finite(x: np.ndarray, valid: np.ndarray, variables: list[Variable], path: Path) -> None:
+    bad = ~np.isfinite(x) & valid[..., None]
+    if bad.any():
+        i = int(np.argwhere(bad.reshape(-1, x.shape[-1]).any(axis=0))[0, 0])
+        raise UserError(
+            f"{path}: input variable '{variables[i].label}' has NaN or inf; regenerate the shard, "
+            "or drop the variable (or its transform) from the config"
+        )
+
+
+def compute_normalisation(stream: JetStream, max_jets: int) -> Normalisation:
+    """Mean/std over the first `max_jets` training jets (objects: over valid slots only), in one streaming pass."""
+    spec = stream.spec
+    nj, no = len(spec.jet_vars), len(spec.object_vars)
+    s = {"j1": np.zeros(nj), "j2": np.zeros(nj), "jn": 0, "o1": np.zeros(no), "o2": np.zeros(no), "on": 0}
+    seen = 0
+    saved_norm, stream.norm = stream.norm, None
+    try:
+        for info, jets, objs in stream.chunks():
+            jets, objs = jets[: max_jets - seen], (objs[: max_jets - seen] if objs is not None else None)
+            block = stream.features(info, jets, objs)
+            if nj:
+                x = block["jet"].astype(np.float64)
+                s["j1"] += x.sum(0)
+                s["j2"] += (x**2).sum(0)
+                s["jn"] += len(x)
+            if no:
+                x = block["objects"][block["mask"]].astype(np.float64)
+                s["o1"] += x.sum(0)
+                s["o2"] += (x**2).sum(0)
+                s["on"] += len(x)
+            seen += len(jets)
+            if seen >= max_jets:
+                break
+    finally:
+        stream.norm = saved_norm
+
+    def moments(total: np.ndarray, sq: np.ndarray, n: int) -> tuple[list[float], list[float]]:
+        n = max(n, 1)
+        mean = total / n
+        std = np.sqrt(np.maximum(sq / n - mean**2, 0.0))
+        std = np.where(std > 1e-6, std, 1.0)
+        return mean.tolist(), std.tolist()
+
+    jm, js = moments(s["j1"], s["j2"], s["jn"])
+    om, os_ = moments(s["o1"], s["o2"], s["on"])
+    return Normalisation(jet_mean=jm, jet_std=js, object_mean=om, object_std=os_)
+
+
+def label_counts(files: list[Path], label: str, n_classes: int) -> np.ndarray:
+    """Jets per class, reading only the label column."""
+    counts = np.zeros(n_classes, dtype=np.int64)
+    for p in files:
+        with h5py.File(p, "r") as f:
+            labels = f["jets"].fields([label])[...].astype(np.int64)
+        counts += np.bincount(labels[(labels >= 0) & (labels < n_classes)], minlength=n_classes)
+    return counts
+
+
+def balanced_weights(counts: np.ndarray) -> np.ndarray:
+    """w_c = N / (C n_c): each class carries the same total weight (classes absent from training get weight 0)."""
+    n, c = counts.sum(), (counts > 0).sum()
+    return np.where(counts > 0, n / np.maximum(c * counts, 1), 0.0)

@@ -1,0 +1,153 @@
+"""Particle Transformer with pairwise interaction features (Qu, Li, Qian, arXiv:2202.03772).
+
+Particle attention blocks add a learned bias U_ab, embedded from the pair features ln Delta, ln kT, ln z and ln m^2,
+to the attention logits; class attention blocks then pool the particles into a class token. Padding slots are masked
+as keys everywhere, and are ignored as queries because only the class token is read out.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+NEG = -1e9
+EPS = 1e-8
+
+
+class ParTParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    embed: list[int] = [128, 512, 128]
+    pair_embed: list[int] = [64, 64, 64]
+    heads: int = Field(8, gt=0)
+    blocks: int = Field(8, gt=0)
+    class_blocks: int = Field(2, gt=0)
+    ffn_ratio: int = 4
+    dropout: float = 0.1
+    use_interaction: bool = True
+
+
+def pair_features(vectors: torch.Tensor) -> torch.Tensor:
+    """(B, N, 4) four-vectors (px, py, pz, E) -> (B, 4, N, N): ln Delta, ln kT, ln z, ln m^2 for every pair."""
+    px, py, pz, e = vectors.unbind(-1)
+    pt = torch.sqrt(px**2 + py**2).clamp(min=EPS)
+    rap = 0.5 * torch.log((e + pz).clamp(min=EPS) / (e - pz).clamp(min=EPS))
+    phi = torch.atan2(py, px)
+    dphi = (phi.unsqueeze(2) - phi.unsqueeze(1) + torch.pi) % (2 * torch.pi) - torch.pi
+    delta = torch.sqrt((rap.unsqueeze(2) - rap.unsqueeze(1)) ** 2 + dphi**2)
+    ptmin = torch.minimum(pt.unsqueeze(2), pt.unsqueeze(1))
+    lndelta = torch.log(delta.clamp(min=EPS))
+    lnkt = torch.log((ptmin * delta).clamp(min=EPS))
+    lnz = torch.log((ptmin / (pt.unsqueeze(2) + pt.unsqueeze(1))).clamp(min=EPS))
+    s = vectors.unsqueeze(2) + vectors.unsqueeze(1)
+    m2 = s[..., 3] ** 2 - s[..., 0] ** 2 - s[..., 1] ** 2 - s[..., 2] ** 2
+    lnm2 = torch.log(m2.clamp(min=EPS))
+    return torch.stack([lndelta, lnkt, lnz, lnm2], dim=1)
+
+
+class PairEmbed(nn.Module):
+    """Pair features -> one attention bias per head, with 1x1 convolutions (BN, GELU) as in the paper."""
+
+    def __init__(self, widths: list[int], heads: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.BatchNorm2d(4)]
+        c = 4
+        for w in widths:
+            layers += [nn.Conv2d(c, w, 1), nn.BatchNorm2d(w), nn.GELU()]
+            c = w
+        layers.append(nn.Conv2d(c, heads, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        pair_mask = (mask.unsqueeze(2) & mask.unsqueeze(1)).unsqueeze(1)
+        feats = pair_features(vectors) * pair_mask.to(vectors.dtype)
+        return self.net(feats) * pair_mask.to(vectors.dtype)
+
+
+class Block(nn.Module):
+    """NormFormer-style block: LN before and after attention and inside the feed-forward network."""
+
+    def __init__(self, dim: int, heads: int, ffn_ratio: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.ln_attn = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.ln_post = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(
+            nn.LayerNorm(dim),
+            nn.Linear(dim, ffn_ratio * dim),
+            nn.GELU(),
+            nn.LayerNorm(ffn_ratio * dim),
+            nn.Dropout(dropout),
+            nn.Linear(ffn_ratio * dim, dim),
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def attend(self, q_in: torch.Tensor, kv_in: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        b, nq, d = q_in.shape
+        h = self.heads
+        w_q, w_k, w_v = self.qkv.weight.chunk(3)
+        b_q, b_k, b_v = self.qkv.bias.chunk(3)
+        q = F.linear(q_in, w_q, b_q).view(b, nq, h, d // h).transpose(1, 2)
+        k = F.linear(kv_in, w_k, b_k).view(b, -1, h, d // h).transpose(1, 2)
+        v = F.linear(kv_in, w_v, b_v).view(b, -1, h, d // h).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.proj(out.transpose(1, 2).reshape(b, nq, d))
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, cls: torch.Tensor | None = None) -> torch.Tensor:
+        if cls is None:  # particle attention: every particle attends to every real particle
+            residual, y = x, self.ln_attn(x)
+            y = self.attend(y, y, bias)
+        else:  # class attention: the class token attends to itself and the particles
+            residual = cls
+            kv = self.ln_attn(torch.cat([cls, x], dim=1))
+            y = self.attend(kv[:, :1], kv, bias)
+        x = residual + self.drop(self.ln_post(y))
+        return x + self.ffn(x)
+
+
+class ParT(nn.Module):
+    inputs = ("objects", "mask")
+    extras = ("vectors",)
+
+    def __init__(self, n_jet: int, n_obj: int, n_classes: int, params: ParTParams) -> None:
+        super().__init__()
+        dim = params.embed[-1]
+        if dim % params.heads:
+            raise ValueError(f"embed width {dim} is not divisible by heads={params.heads}")
+        layers: list[nn.Module] = [nn.LayerNorm(n_obj)]
+        c = n_obj
+        for w in params.embed:
+            layers += [nn.Linear(c, w), nn.GELU(), nn.LayerNorm(w)]
+            c = w
+        self.embed = nn.Sequential(*layers[:-1])
+        self.heads = params.heads
+        self.pair = PairEmbed(params.pair_embed, params.heads) if params.use_interaction else None
+        self.blocks = nn.ModuleList(
+            Block(dim, params.heads, params.ffn_ratio, params.dropout) for _ in range(params.blocks)
+        )
+        self.class_blocks = nn.ModuleList(
+            Block(dim, params.heads, params.ffn_ratio, 0.0) for _ in range(params.class_blocks)
+        )
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, n_classes)
+
+    def forward(self, objects: torch.Tensor, mask: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        b, n, _ = objects.shape
+        key_pad = (~mask).to(objects.dtype) * NEG  # (B, N)
+        bias = key_pad.view(b, 1, 1, n).expand(b, self.heads, n, n)
+        if self.pair is not None:
+            bias = bias + self.pair(vectors, mask)
+        x = self.embed(objects) * mask.unsqueeze(-1).to(objects.dtype)
+        for block in self.blocks:
+            x = block(x, bias)
+        cls = self.cls_token.expand(b, 1, -1)
+        cls_bias = torch.cat([torch.zeros(b, 1, device=x.device, dtype=x.dtype), key_pad], dim=1)
+        cls_bias = cls_bias.view(b, 1, 1, n + 1).expand(b, self.heads, 1, n + 1)
+        for block in self.class_blocks:
+            cls = block(x, cls_bias, cls=cls)
+        return self.head(self.norm(cls.squeeze(1)))

@@ -1,0 +1,76 @@
+"""The Lightning module around any registered torch model, and the iterable dataset over a JetStream."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, IterableDataset
+
+from ai4hep.data.loader import JetStream
+from ai4hep.metrics.binary import auc
+
+
+def model_inputs(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: batch[k] for k in (*model.inputs, *model.extras)}
+
+
+class StreamDataset(IterableDataset):
+    def __init__(self, stream: JetStream) -> None:
+        self.stream = stream
+
+    def __iter__(self):
+        return iter(self.stream)
+
+    def __len__(self) -> int:
+        return len(self.stream)
+
+
+def loader(stream: JetStream) -> DataLoader:
+    """Batches are already formed by the stream; the DataLoader only turns numpy into tensors."""
+    return DataLoader(StreamDataset(stream), batch_size=None, num_workers=0)
+
+
+class TaggerModule(pl.LightningModule):
+    def __init__(self, model: nn.Module, lr: float, weight_decay: float, max_epochs: int) -> None:
+        super().__init__()
+        self.model = model
+        self.lr, self.weight_decay, self.max_epochs = lr, weight_decay, max_epochs
+        self._val: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(**model_inputs(self.model, batch))
+
+    def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch)
+        per_jet = nn.functional.cross_entropy(logits, batch["label"], reduction="none")
+        w = batch["weight"]
+        return (per_jet * w).sum() / w.sum().clamp(min=1e-12), logits
+
+    def training_step(self, batch: dict[str, torch.Tensor], _: int) -> torch.Tensor:
+        loss, _ = self._loss(batch)
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["label"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], _: int) -> None:
+        loss, logits = self._loss(batch)
+        n = len(batch["label"])
+        acc = (logits.argmax(-1) == batch["label"]).float().mean()
+        self.log("val_loss", loss, prog_bar=True, batch_size=n, on_epoch=True)
+        self.log("val_acc", acc, prog_bar=True, batch_size=n, on_epoch=True)
+        probs = torch.softmax(logits, -1)
+        self._val.append((probs.detach().cpu().numpy(), batch["label"].cpu().numpy()))
+
+    def on_validation_epoch_end(self) -> None:
+        if self._val:
+            probs = np.concatenate([p for p, _ in self._val])
+            labels = np.concatenate([y for _, y in self._val])
+            if probs.shape[1] == 2 and len(np.unique(labels)) == 2:
+                self.log("val_auc", float(auc(probs[:, 1], labels == 1)), prog_bar=True)
+        self._val = []
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.max_epochs)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
