@@ -41,3 +41,18 @@ def qg_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def hlf5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _sample(tmp_path_factory, "hlf5", 150, seed=3)
+
+
+@pytest.fixture(scope="session")
+def top_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """400 top/QCD jets in 8 shards: enough to split by shard into train / val / test."""
+    out = tmp_path_factory.mktemp("top_shards")
+    generate("top", 400, out, seed=21, workers=2, shard_size=50, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def hlf5_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("hlf5_shards")
+    generate("hlf5", 250, out, seed=4, workers=2, shard_size=50, show_progress=False)
+    return out

@@ -28,41 +28,61 @@ class ParTParams(BaseModel):
     use_interaction: bool = True
 
 
-def pair_features(vectors: torch.Tensor) -> torch.Tensor:
-    """(B, N, 4) four-vectors (px, py, pz, E) -> (B, 4, N, N): ln Delta, ln kT, ln z, ln m^2 for every pair."""
-    px, py, pz, e = vectors.unbind(-1)
-    pt = torch.sqrt(px**2 + py**2).clamp(min=EPS)
-    rap = 0.5 * torch.log((e + pz).clamp(min=EPS) / (e - pz).clamp(min=EPS))
-    phi = torch.atan2(py, px)
-    dphi = (phi.unsqueeze(2) - phi.unsqueeze(1) + torch.pi) % (2 * torch.pi) - torch.pi
-    delta = torch.sqrt((rap.unsqueeze(2) - rap.unsqueeze(1)) ** 2 + dphi**2)
-    ptmin = torch.minimum(pt.unsqueeze(2), pt.unsqueeze(1))
-    lndelta = torch.log(delta.clamp(min=EPS))
-    lnkt = torch.log((ptmin * delta).clamp(min=EPS))
-    lnz = torch.log((ptmin / (pt.unsqueeze(2) + pt.unsqueeze(1))).clamp(min=EPS))
-    s = vectors.unsqueeze(2) + vectors.unsqueeze(1)
+def pair_features(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Four-vectors (..., 4) = (px, py, pz, E) of pair members -> (..., 4): ln Delta, ln kT, ln z, ln m^2."""
+
+    def kinematics(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        px, py, pz, e = v.unbind(-1)
+        pt = torch.sqrt(px**2 + py**2).clamp(min=EPS)
+        rap = 0.5 * torch.log((e + pz).clamp(min=EPS) / (e - pz).clamp(min=EPS))
+        return pt, rap, torch.atan2(py, px)
+
+    pt_a, rap_a, phi_a = kinematics(a)
+    pt_b, rap_b, phi_b = kinematics(b)
+    dphi = (phi_a - phi_b + torch.pi) % (2 * torch.pi) - torch.pi
+    delta = torch.sqrt((rap_a - rap_b) ** 2 + dphi**2)
+    ptmin = torch.minimum(pt_a, pt_b)
+    s = a + b
     m2 = s[..., 3] ** 2 - s[..., 0] ** 2 - s[..., 1] ** 2 - s[..., 2] ** 2
-    lnm2 = torch.log(m2.clamp(min=EPS))
-    return torch.stack([lndelta, lnkt, lnz, lnm2], dim=1)
+    return torch.stack(
+        [
+            torch.log(delta.clamp(min=EPS)),
+            torch.log((ptmin * delta).clamp(min=EPS)),
+            torch.log((ptmin / (pt_a + pt_b)).clamp(min=EPS)),
+            torch.log(m2.clamp(min=EPS)),
+        ],
+        dim=-1,
+    )
 
 
 class PairEmbed(nn.Module):
-    """Pair features -> one attention bias per head, with 1x1 convolutions (BN, GELU) as in the paper."""
+    """Pair features -> one attention bias per head: per-pair layers (BN, GELU) as the paper's 1x1 convolutions.
+
+    Written as Linear layers on a channels-last (pairs, features) matrix, which runs several times faster on CPU than
+    1x1 Conv2d on (B, C, N, N), and only over the upper triangle, since the features are symmetric in the pair.
+    """
 
     def __init__(self, widths: list[int], heads: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.BatchNorm2d(4)]
+        layers: list[nn.Module] = [nn.BatchNorm1d(4)]
         c = 4
         for w in widths:
-            layers += [nn.Conv2d(c, w, 1), nn.BatchNorm2d(w), nn.GELU()]
+            layers += [nn.Linear(c, w), nn.BatchNorm1d(w), nn.GELU()]
             c = w
-        layers.append(nn.Conv2d(c, heads, 1))
+        layers.append(nn.Linear(c, heads))
         self.net = nn.Sequential(*layers)
+        self.heads = heads
 
     def forward(self, vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        pair_mask = (mask.unsqueeze(2) & mask.unsqueeze(1)).unsqueeze(1)
-        feats = pair_features(vectors) * pair_mask.to(vectors.dtype)
-        return self.net(feats) * pair_mask.to(vectors.dtype)
+        b, n, _ = vectors.shape
+        i, j = torch.triu_indices(n, n, offset=1, device=vectors.device)
+        pair_mask = (mask[:, i] & mask[:, j]).unsqueeze(-1).to(vectors.dtype)  # (B, P, 1)
+        feats = pair_features(vectors[:, i], vectors[:, j]) * pair_mask  # (B, P, 4)
+        u = self.net(feats.reshape(-1, 4)).view(b, -1, self.heads) * pair_mask
+        full = vectors.new_zeros(b, n * n, self.heads)
+        full[:, i * n + j] = u
+        full[:, j * n + i] = u
+        return full.view(b, n, n, self.heads).permute(0, 3, 1, 2)
 
 
 class Block(nn.Module):

@@ -7,6 +7,8 @@ and the pooling averages over real particles only.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
@@ -24,42 +26,54 @@ class ParticleNetParams(BaseModel):
 
 
 def knn(points: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices (B, N, k) of each slot's k nearest real neighbours (itself excluded); points is (B, C, N)."""
-    shifted = points + (~mask).unsqueeze(1).to(points.dtype) * FAR
-    inner = -2 * torch.matmul(shifted.transpose(1, 2), shifted)
-    sq = (shifted**2).sum(dim=1, keepdim=True)
-    dist = sq.transpose(1, 2) + inner + sq
-    k = min(k, points.shape[-1] - 1)
+    """Indices (B, N, k) of each slot's k nearest real neighbours (itself excluded); points is (B, N, C)."""
+    shifted = points + (~mask).unsqueeze(-1).to(points.dtype) * FAR
+    sq = (shifted**2).sum(dim=-1, keepdim=True)
+    dist = sq - 2 * torch.matmul(shifted, shifted.transpose(1, 2)) + sq.transpose(1, 2)
+    k = min(k, points.shape[1] - 1)
     return dist.topk(k + 1, dim=-1, largest=False).indices[:, :, 1:]
 
 
 def neighbours(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Gather x (B, C, N) at idx (B, N, k) -> (B, C, N, k)."""
-    b, c, n = x.shape
+    """Gather x (B, N, C) at idx (B, N, k) -> (B, N, k, C)."""
+    b, n, c = x.shape
     k = idx.shape[-1]
-    flat = idx.reshape(b, 1, n * k).expand(b, c, n * k)
-    return x.gather(2, flat).reshape(b, c, n, k)
+    return x.gather(1, idx.reshape(b, n * k, 1).expand(b, n * k, c)).view(b, n, k, c)
+
+
+class ChannelBN(nn.BatchNorm1d):
+    """BatchNorm over the last (channel) axis of a tensor of any shape, as BatchNorm2d on (B, C, N, k) does."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
 
 
 class EdgeConv(nn.Module):
+    """Edge MLP on (x_i, x_j - x_i), averaged over the k neighbours, plus a shortcut.
+
+    Channels-last Linear layers instead of 1x1 convolutions (same maths, several times faster on CPU); the first layer
+    is split as W (x_i, x_j - x_i) = (W_c - W_d) x_i + W_d x_j, so it runs per particle rather than per edge.
+    """
+
     def __init__(self, k: int, c_in: int, channels: list[int]) -> None:
         super().__init__()
         self.k = k
+        self.centre = nn.Linear(c_in, channels[0], bias=False)
+        self.neighbour = nn.Linear(c_in, channels[0], bias=False)
+        self.bn0 = ChannelBN(channels[0])
         layers: list[nn.Module] = []
-        c = 2 * c_in
-        for c_out in channels:
-            layers += [nn.Conv2d(c, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
-            c = c_out
+        for a, b in itertools.pairwise(channels):
+            layers += [nn.Linear(a, b, bias=False), ChannelBN(b), nn.ReLU()]
         self.edge = nn.Sequential(*layers)
-        self.shortcut = nn.Sequential(nn.Conv1d(c_in, channels[-1], 1, bias=False), nn.BatchNorm1d(channels[-1]))
+        self.shortcut = nn.Sequential(nn.Linear(c_in, channels[-1], bias=False), ChannelBN(channels[-1]))
         self.act = nn.ReLU()
 
     def forward(self, points: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         idx = knn(points, mask, self.k)
-        nb = neighbours(x, idx)
-        centre = x.unsqueeze(-1).expand_as(nb)
-        edge = self.edge(torch.cat([centre, nb - centre], dim=1)).mean(dim=-1)
-        return self.act(edge + self.shortcut(x)) * mask.unsqueeze(1).to(x.dtype)
+        own = self.centre(x) - self.neighbour(x)
+        h = own.unsqueeze(2) + neighbours(self.neighbour(x), idx)
+        edge = self.edge(torch.relu(self.bn0(h))).mean(dim=2)
+        return self.act(edge + self.shortcut(x)) * mask.unsqueeze(-1).to(x.dtype)
 
 
 class ParticleNet(nn.Module):
@@ -68,7 +82,7 @@ class ParticleNet(nn.Module):
 
     def __init__(self, n_jet: int, n_obj: int, n_classes: int, params: ParticleNetParams) -> None:
         super().__init__()
-        self.input_bn = nn.BatchNorm1d(n_obj)
+        self.input_bn = ChannelBN(n_obj)
         self.blocks = nn.ModuleList()
         c = n_obj
         for channels in params.blocks:
@@ -76,7 +90,7 @@ class ParticleNet(nn.Module):
             c = channels[-1]
         total = sum(ch[-1] for ch in params.blocks)
         self.fusion = (
-            nn.Sequential(nn.Conv1d(total, params.fusion, 1, bias=False), nn.BatchNorm1d(params.fusion), nn.ReLU())
+            nn.Sequential(nn.Linear(total, params.fusion, bias=False), ChannelBN(params.fusion), nn.ReLU())
             if params.fusion
             else None
         )
@@ -89,15 +103,14 @@ class ParticleNet(nn.Module):
         self.head = nn.Sequential(*head)
 
     def forward(self, objects: torch.Tensor, mask: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        m = mask.unsqueeze(1).to(objects.dtype)
-        x = self.input_bn(objects.transpose(1, 2)) * m
-        pts = points.transpose(1, 2)
+        m = mask.unsqueeze(-1).to(objects.dtype)
+        x = self.input_bn(objects) * m
         outputs = []
         for i, block in enumerate(self.blocks):
-            x = block(pts if i == 0 else x, x, mask)
+            x = block(points if i == 0 else x, x, mask)
             outputs.append(x)
-        x = torch.cat(outputs, dim=1)
+        x = torch.cat(outputs, dim=-1)
         if self.fusion is not None:
             x = self.fusion(x) * m
-        pooled = x.sum(dim=-1) / m.sum(dim=-1).clamp(min=1.0)
+        pooled = x.sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
         return self.head(pooled)

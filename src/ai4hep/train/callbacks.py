@@ -10,8 +10,6 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
-from ai4hep.data.loader import JetStream
-
 
 def atomic_save(trainer: pl.Trainer, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -20,7 +18,11 @@ def atomic_save(trainer: pl.Trainer, path: Path) -> None:
 
 
 class AtomicCheckpoint(pl.Callback):
-    """last.ckpt after every validation, best.ckpt when the validation loss improves; never a half-written file."""
+    """last.ckpt after every epoch, best.ckpt when the validation loss improves; never a half-written file.
+
+    Saved at the end of the training epoch (after its validation and early-stopping check), so a resumed run starts
+    cleanly at the next epoch.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -47,14 +49,12 @@ class AtomicCheckpoint(pl.Callback):
 
 
 class EpochSeed(pl.Callback):
-    """Each epoch's shuffle and dropout depend only on (seed, epoch), so a resumed run repeats an uninterrupted one."""
+    """Dropout depends only on (seed, epoch), the shuffle too (StreamDataset): a resumed run repeats a straight one."""
 
-    def __init__(self, seed: int, stream: JetStream) -> None:
+    def __init__(self, seed: int) -> None:
         self.seed = seed
-        self.stream = stream
 
     def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        self.stream.set_epoch(trainer.current_epoch)
         torch.manual_seed(self.seed * 100_003 + trainer.current_epoch)
 
 

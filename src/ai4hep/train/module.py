@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import lightning.pytorch as pl
 import numpy as np
 import torch
@@ -17,19 +20,24 @@ def model_inputs(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, 
 
 
 class StreamDataset(IterableDataset):
-    def __init__(self, stream: JetStream) -> None:
+    """Sets the stream's epoch when iteration starts: Lightning prefetches a batch before epoch-start hooks run."""
+
+    def __init__(self, stream: JetStream, epoch: Callable[[], int] | None = None) -> None:
         self.stream = stream
+        self.epoch = epoch
 
     def __iter__(self):
+        if self.epoch is not None:
+            self.stream.set_epoch(self.epoch())
         return iter(self.stream)
 
     def __len__(self) -> int:
         return len(self.stream)
 
 
-def loader(stream: JetStream) -> DataLoader:
+def loader(stream: JetStream, epoch: Callable[[], int] | None = None) -> DataLoader:
     """Batches are already formed by the stream; the DataLoader only turns numpy into tensors."""
-    return DataLoader(StreamDataset(stream), batch_size=None, num_workers=0)
+    return DataLoader(StreamDataset(stream, epoch), batch_size=None, num_workers=0)
 
 
 class TaggerModule(pl.LightningModule):
@@ -70,7 +78,13 @@ class TaggerModule(pl.LightningModule):
                 self.log("val_auc", float(auc(probs[:, 1], labels == 1)), prog_bar=True)
         self._val = []
 
+    def lr_at(self, epoch: int) -> float:
+        """Cosine decay over max_epochs, a pure function of the epoch (nothing to restore on resume)."""
+        return 0.5 * self.lr * (1 + math.cos(math.pi * min(epoch, self.max_epochs) / self.max_epochs))
+
+    def on_train_epoch_start(self) -> None:
+        for group in self.optimizers().optimizer.param_groups:
+            group["lr"] = self.lr_at(self.current_epoch)
+
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.max_epochs)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)

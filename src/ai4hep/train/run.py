@@ -193,7 +193,7 @@ def _loggers(out: Path, names: list[str]) -> list:
     loggers = []
     for name in names:
         if name == "csv":
-            loggers.append(CSVLogger(str(out), name="logs", version=""))
+            loggers.append(CSVLogger(str(out), name="logs"))  # logs/version_N: one per (re)start
         elif name == "tensorboard":
             if not (importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX")):
                 raise UserError("trainer.loggers asks for tensorboard, which is not installed; pip install tensorboard")
@@ -241,9 +241,11 @@ def _train_torch(out, cfg, spec, splits, n_classes, norm, weights, threads, prog
         devices=1,
         logger=_loggers(out, cfg.trainer.loggers),
         callbacks=[
-            pl.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.trainer.patience),
+            pl.callbacks.EarlyStopping(
+                monitor="val_loss", patience=cfg.trainer.patience, check_on_train_epoch_end=False
+            ),
             AtomicCheckpoint(ckpt_dir),
-            EpochSeed(cfg.seed, train_stream),
+            EpochSeed(cfg.seed),
             throughput,
         ],
         enable_checkpointing=False,
@@ -257,7 +259,7 @@ def _train_torch(out, cfg, spec, splits, n_classes, norm, weights, threads, prog
     resume = str(last) if last.exists() else None
     if resume:
         check_checkpoint(last)
-    trainer.fit(module, loader(train_stream), loader(val_stream), ckpt_path=resume)
+    trainer.fit(module, loader(train_stream, lambda: trainer.current_epoch), loader(val_stream), ckpt_path=resume)
     sample = next(iter(loader(val_stream)))
     metrics = {k: round(float(v), 6) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
     return {
