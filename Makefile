@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml setup.py src/ai4hep/data/generate/native/fjbatch.cpp
 
 demo: $(STAMP)
 	$(VENV)/bin/ai4hep data list
-	$(VENV)/bin/ai4hep data generate top --jets 200 --out demo-data/top --workers 2 --seed 1 --shard-size 50
+	$(VENV)/bin/ai4hep data generate top --jets 600 --out demo-data/top --workers 2 --seed 1 --shard-size 100
 	$(VENV)/bin/ai4hep data info demo-data/top
+	$(VENV)/bin/ai4hep train configs/top_bdt.yaml --data demo-data/top --out demo-data/runs/bdt
+	$(VENV)/bin/ai4hep train configs/top_particlenet_small.yaml --data demo-data/top --out demo-data/runs/particlenet
+	$(VENV)/bin/ai4hep evaluate demo-data/runs/bdt
+	$(VENV)/bin/ai4hep evaluate demo-data/runs/particlenet --reference demo-data/runs/bdt
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -115,14 +115,14 @@ def train_cmd(
 @app.command("evaluate")
 def evaluate_cmd(
     run: Path = typer.Argument(..., help="A run directory made by 'ai4hep train'."),
-    data: list[Path] = typer.Option(..., "--data", help="Dataset folders or shards to evaluate on."),
+    data: list[Path] = typer.Option(None, "--data", help="Dataset folders or shards (default: the run's test split)."),
     out: Path = typer.Option(None, "--out", help="Output folder (default RUN/eval)."),
     reference: Path = typer.Option(None, "--reference", help="A second run: ROC ratio panel against it."),
 ) -> None:
     """Metrics (AUC, rejection at fixed efficiency with errors, confusion matrix) and plots."""
     from ai4hep.metrics.evaluate import evaluate, headline
 
-    m = evaluate(run, list(data), out, reference)
+    m = evaluate(run, list(data) if data else None, out, reference)
     typer.echo(headline(m))
     if "reference" in m:
         typer.echo("reference " + headline(m["reference"]))

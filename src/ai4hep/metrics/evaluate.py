@@ -47,6 +47,7 @@ class TrainedRun:
         if not (self.path / CARD).exists():
             raise UserError(f"{run} has not finished training (no {CARD}); run 'ai4hep train' again to resume")
         self.cfg = load_config(self.path / "config.yaml")
+        self.card = json.loads((self.path / CARD).read_text())
         self.pre = json.loads((self.path / PREPROCESSING).read_text())
         self.entry = get_model(self.cfg.model.name)
         self.classes: list[str] = self.pre["classes"]
@@ -171,12 +172,18 @@ def write_predictions(path: Path, pred: Predictions) -> None:
     tmp.replace(path)
 
 
-def evaluate(run: Path, data: list[Path], out: Path | None = None, reference: Path | None = None) -> dict:
-    """Predict on every shard of `data`, write metrics.json, predictions.h5 and plots; returns the metrics."""
+def evaluate(run: Path, data: list[Path] | None, out: Path | None = None, reference: Path | None = None) -> dict:
+    """Predict on every shard of `data` (default: the run's test split), write metrics.json, predictions.h5 and
+    plots; returns the metrics."""
     from ai4hep.plots.roc import plot_confusion, plot_rejection_vs_pt, plot_roc
 
-    files = [f for p in data for f in dataset_files(Path(p))]
     tagger = TrainedRun(run)
+    if data:
+        files = [f for p in data for f in dataset_files(Path(p))]
+    else:
+        files = [Path(s["file"]) for s in tagger.card["dataset"]["shards"]["test"]]
+        if not files:
+            raise UserError(f"{run} was trained without a test split; pass --data PATHS")
     out = Path(out) if out else Path(run) / "eval"
     out.mkdir(parents=True, exist_ok=True)
     pred = tagger.predict(files)

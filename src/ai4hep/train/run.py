@@ -223,6 +223,7 @@ def _train_torch(out, cfg, spec, splits, n_classes, norm, weights, threads, prog
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*IterableDataset.*has `__len__` defined.*")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     torch.set_num_threads(threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     pre = json.loads((out / PREPROCESSING).read_text())
@@ -252,7 +253,7 @@ def _train_torch(out, cfg, spec, splits, n_classes, norm, weights, threads, prog
         enable_progress_bar=progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        log_every_n_steps=10,
+        log_every_n_steps=max(1, min(10, len(train_stream))),
         deterministic=True,
     )
     last = ckpt_dir / "last.ckpt"
