@@ -53,7 +53,7 @@ def test_every_jet_once_per_epoch_shuffled_reproducibly(top_shards: Path) -> Non
 
 
 def test_masks_padding_and_extras(top_shards: Path) -> None:
-    cfg = _cfg(top_shards, batch_size=32, max_objects=60)
+    cfg = _cfg(top_shards, batch_size=32, max_objects=60, trim=False)
     files = split_files(cfg).train[:1]
     batch = next(iter(JetStream(files, InputSpec(cfg, ("points", "vectors", "z")), 2)))
     with h5py.File(files[0]) as f:
@@ -118,3 +118,17 @@ def test_nan_input_names_variable_and_file(top_shards: Path, tmp_path: Path) -> 
     stream = JetStream(split_files(cfg).train, InputSpec(cfg), 2)
     with pytest.raises(UserError, match=rf"{victim.name}: input variable 'deta' has NaN or inf"):
         list(stream)
+
+
+def test_trimming_cuts_padding_only(top_shards: Path) -> None:
+    full = _cfg(top_shards, batch_size=16, max_objects=200, trim=False)
+    cut = _cfg(top_shards, batch_size=16, max_objects=200)
+    files = split_files(full).test
+    for a, b in zip(
+        JetStream(files, InputSpec(full, ("vectors",)), 2),
+        JetStream(files, InputSpec(cut, ("vectors",)), 2),
+        strict=True,
+    ):
+        n = b["mask"].shape[1]
+        assert n == a["mask"].sum(1).max() < 200
+        assert not a["mask"][:, n:].any() and np.array_equal(a["vectors"][:, :n], b["vectors"])

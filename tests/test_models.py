@@ -30,6 +30,7 @@ def _batch(top_shards: Path, name: str, max_objects: int) -> tuple[torch.nn.Modu
         object_features=["log(pt)", "log(pt_rel)", "deta", "dphi", "charge"],
         max_objects=max_objects,
         batch_size=24,
+        trim=False,
     )
     stream = JetStream(split_files(cfg).test, InputSpec(cfg, entry.extras), 2)
     batch = {k: torch.from_numpy(v) for k, v in next(iter(stream)).items()}

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from ai4hep.data.schema import Shard, read_shard
-from ai4hep.data.shards import MANIFEST
 from ai4hep.errors import UserError
 
 
@@ -87,6 +86,8 @@ def summarise(path: Path) -> dict:
         summary["tracks_d0sig_abs_mean"] = {
             classes[label]: total / count for label, (total, count) in sorted(track_sums.items()) if count
         }
+    from ai4hep.data.shards import MANIFEST  # lazily: the generation stack is not needed to read data
+
     manifest = path / MANIFEST if path.is_dir() else None
     if manifest is not None:
         if manifest.exists():

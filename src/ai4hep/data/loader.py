@@ -26,6 +26,7 @@ from ai4hep.errors import UserError
 HDF5_CACHE_BYTES = 16 * 2**20
 # What a model may ask of a batch beyond its declared inputs.
 EXTRAS = ("points", "vectors", "z")
+OBJECT_KEYS = ("objects", "mask", "points", "vectors", "z")
 
 
 class DataConfig(BaseModel):
@@ -48,6 +49,7 @@ class DataConfig(BaseModel):
     memory_mb: float = Field(256.0, gt=0, description="budget for the read buffers of one stream")
     class_weights: Literal["none", "balanced"] = "balanced"
     norm_jets: int = Field(100_000, gt=0, description="training jets used for the normalisation statistics")
+    trim: bool = Field(True, description="cut each batch's object axis after its last real object (same outputs)")
 
     @field_validator("jet_features", "object_features")
     @classmethod
@@ -345,10 +347,21 @@ class JetStream:
                 block = {k: np.concatenate([carry[k], block[k]]) for k in block}
             n_full = (len(block["label"]) // b) * b
             for s in range(0, n_full, b):
-                yield {k: v[s : s + b] for k, v in block.items()}
+                yield self._trim({k: v[s : s + b] for k, v in block.items()})
             carry = {k: v[n_full:] for k, v in block.items()}
         if carry is not None and len(carry["label"]) and not self.drop_last:
-            yield carry
+            yield self._trim(carry)
+
+    def _trim(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Cut the object axis after the batch's last real object: every model ignores padding (tested), so the
+        outputs are the same and the work scales with the batch's real multiplicity, not max_objects."""
+        if not self.spec.cfg.trim or "mask" not in batch:
+            return batch
+        used = np.flatnonzero(batch["mask"].any(axis=0))
+        n = int(used[-1]) + 1 if len(used) else 1
+        if n == batch["mask"].shape[1]:
+            return batch
+        return {k: (v[:, :n] if k in OBJECT_KEYS else v) for k, v in batch.items()}
 
 
 def _check_finite(x: np.ndarray, valid: np.ndarray, variables: list[Variable], path: Path) -> None:

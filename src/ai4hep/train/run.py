@@ -212,6 +212,9 @@ def build_torch_model(cfg: TrainConfig, pre: dict):
 
 
 def _train_torch(out, cfg, spec, splits, n_classes, norm, weights, threads, progress) -> dict:
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*IterableDataset.*has `__len__` defined.*")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     import lightning.pytorch as pl
     import torch
 
@@ -221,9 +224,6 @@ def _train_torch(out, cfg, spec, splits, n_classes, norm, weights, threads, prog
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*IterableDataset.*has `__len__` defined.*")
-    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     torch.set_num_threads(threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     pre = json.loads((out / PREPROCESSING).read_text())
