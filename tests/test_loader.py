@@ -83,7 +83,7 @@ def test_reads_are_bounded_by_the_memory_budget(top_shards: Path) -> None:
     cfg = _cfg(top_shards, batch_size=16, memory_mb=0.5)
     stream = JetStream(split_files(cfg).train, InputSpec(cfg), 2)
     assert stream.chunk_jets < 50  # smaller than a shard: the budget, not the file, sets the read size
-    assert max(len(j) for _, j, _ in stream.chunks()) <= stream.chunk_jets
+    assert max(len(j) for _, _, j, _ in stream.chunks()) <= stream.chunk_jets
 
 
 def test_balanced_class_weights(top_shards: Path) -> None:
@@ -132,3 +132,40 @@ def test_trimming_cuts_padding_only(top_shards: Path) -> None:
         n = b["mask"].shape[1]
         assert n == a["mask"].sum(1).max() < 200
         assert not a["mask"][:, n:].any() and np.array_equal(a["vectors"][:, :n], b["vectors"])
+
+
+def test_feature_cache_gives_the_same_batches_without_reading_hdf5(top_shards: Path, tmp_path: Path) -> None:
+    plain = _cfg(top_shards, batch_size=40, max_objects=80)
+    cached = _cfg(top_shards, batch_size=40, max_objects=80, cache=str(tmp_path / "cache"))
+    files = split_files(plain).train
+    extras = ("points", "vectors", "z")
+    norm = compute_normalisation(JetStream(files, InputSpec(plain, extras), 2), 1000)
+
+    def epoch(cfg: DataConfig, e: int, stream: JetStream | None = None) -> list[dict]:
+        stream = stream or JetStream(files, InputSpec(cfg, extras), 2, norm, shuffle=True, seed=9)
+        stream.set_epoch(e)
+        return list(stream)
+
+    reference = epoch(plain, 1)
+    stream = JetStream(files, InputSpec(cached, extras), 2, norm, shuffle=True, seed=9)
+    first = epoch(cached, 1, stream)  # fills the cache
+    assert len(list((tmp_path / "cache").iterdir())) == len(files)
+    assert not list((tmp_path / "cache").glob(".*"))  # no temporary folder left
+
+    def fail(*_):
+        raise AssertionError("read HDF5 although the cache holds the shard")
+
+    stream._computed = fail
+    second = epoch(cached, 1, stream)
+    for a, b, c in zip(reference, first, second, strict=True):
+        assert a.keys() == b.keys() == c.keys()
+        assert all(np.array_equal(a[k], b[k]) and np.array_equal(a[k], c[k]) for k in a)
+
+
+def test_partial_pass_leaves_no_cache(top_shards: Path, tmp_path: Path) -> None:
+    cfg = _cfg(top_shards, batch_size=10, cache=str(tmp_path / "cache"))
+    stream = JetStream(split_files(cfg).train, InputSpec(cfg), 2)
+    it = iter(stream)
+    next(it)
+    it.close()
+    assert not any((tmp_path / "cache").iterdir())

@@ -8,7 +8,10 @@ with the model. Batches are dicts of numpy arrays; this module does not import t
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +53,7 @@ class DataConfig(BaseModel):
     class_weights: Literal["none", "balanced"] = "balanced"
     norm_jets: int = Field(100_000, gt=0, description="training jets used for the normalisation statistics")
     trim: bool = Field(True, description="cut each batch's object axis after its last real object (same outputs)")
+    cache: str | None = Field(None, description="folder for uncompressed input features, reused from the 2nd pass")
 
     @field_validator("jet_features", "object_features")
     @classmethod
@@ -272,28 +276,46 @@ class JetStream:
         n = min(self.spec.cfg.max_objects, info.stored_objects)
         return jets, _select(rows[:, :n], names)
 
-    def chunks(self) -> Iterator[tuple[FileInfo, np.ndarray, np.ndarray | None]]:
-        """Raw (jets, objects) row blocks, in shuffled file order when shuffling."""
-        order = np.arange(len(self.files))
-        rng = np.random.default_rng([self.seed, self.epoch])
-        if self.shuffle:
-            rng.shuffle(order)
-        for k in order:
-            info = self.infos[k]
+    def chunks(self) -> Iterator[tuple[FileInfo, int, np.ndarray, np.ndarray | None]]:
+        """Raw (jets, objects) row blocks with their first row, file by file, in a seeded shuffled file order."""
+        for info in self._file_order():
             try:
                 with h5py.File(info.path, "r", rdcc_nbytes=HDF5_CACHE_BYTES) as f:
                     for start in range(0, info.n_jets, self.chunk_jets):
                         jets, objs = self._read(f, info, start, min(info.n_jets, start + self.chunk_jets))
-                        if self.shuffle:
-                            perm = rng.permutation(len(jets))
-                            jets = jets[perm]
-                            objs = objs[perm] if objs is not None else None
-                        yield info, jets, objs
+                        yield info, start, jets, objs
             except OSError as exc:
                 raise UserError(f"{info.path} is truncated or corrupt ({exc}); regenerate the shard") from None
 
-    def features(self, info: FileInfo, jets: np.ndarray, objs: np.ndarray | None) -> dict[str, np.ndarray]:
-        """Model inputs of a block of rows: transformed, checked for NaN/inf, standardised."""
+    def _file_order(self) -> list[FileInfo]:
+        order = np.arange(len(self.files))
+        if self.shuffle:
+            np.random.default_rng([self.seed, self.epoch, 0]).shuffle(order)
+        return [self.infos[k] for k in order]
+
+    def blocks(self) -> Iterator[tuple[FileInfo, dict[str, np.ndarray]]]:
+        """Unnormalised input blocks (from the feature cache when it holds the shard), shuffled inside each block."""
+        rng = np.random.default_rng([self.seed, self.epoch, 1])
+        cache = FeatureCache(Path(self.spec.cfg.cache), self.spec) if self.spec.cfg.cache else None
+        for info in self._file_order():
+            source = cache.blocks(info, self) if cache is not None else self._computed(info)
+            for block in source:
+                if self.shuffle:
+                    perm = rng.permutation(len(block["label"]))
+                    block = {k: v[perm] for k, v in block.items()}
+                yield info, block
+
+    def _computed(self, info: FileInfo) -> Iterator[dict[str, np.ndarray]]:
+        try:
+            with h5py.File(info.path, "r", rdcc_nbytes=HDF5_CACHE_BYTES) as f:
+                for start in range(0, info.n_jets, self.chunk_jets):
+                    jets, objs = self._read(f, info, start, min(info.n_jets, start + self.chunk_jets))
+                    yield self.inputs(info, jets, objs)
+        except OSError as exc:
+            raise UserError(f"{info.path} is truncated or corrupt ({exc}); regenerate the shard") from None
+
+    def inputs(self, info: FileInfo, jets: np.ndarray, objs: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Model inputs of a block of rows before normalisation: transformed, checked for NaN/inf, padded."""
         spec, cfg = self.spec, self.spec.cfg
         out: dict[str, np.ndarray] = {}
         labels = jets[cfg.label].astype(np.int64)
@@ -304,13 +326,9 @@ class JetStream:
             )
         out["label"] = labels
         out["pt"] = jets["pt"].astype(np.float32)
-        w = self.class_weights
-        out["weight"] = w[labels].astype(np.float32) if w is not None else np.ones(len(labels), np.float32)
         if spec.jet_vars:
             x = compute(spec.jet_vars, jets)
             _check_finite(x, np.ones(x.shape[:1], bool), spec.jet_vars, info.path)
-            if self.norm is not None:
-                x = (x - np.asarray(self.norm.jet_mean, np.float32)) / np.asarray(self.norm.jet_std, np.float32)
             out["jet"] = x
         if objs is not None:
             mask = np.zeros((len(jets), cfg.max_objects), dtype=bool)
@@ -325,9 +343,6 @@ class JetStream:
             if spec.object_vars:
                 x = compute(spec.object_vars, objs, jets)
                 _check_finite(x, objs["valid"], spec.object_vars, info.path)
-                if self.norm is not None:
-                    mean = np.asarray(self.norm.object_mean, np.float32)
-                    x = (x - mean) / np.asarray(self.norm.object_std, np.float32)
                 out["objects"] = pad(x)
             out["mask"] = mask
             if "points" in spec.extras:
@@ -338,11 +353,25 @@ class JetStream:
                 out["z"] = pad(objs["pt"] / np.maximum(jets["pt"][:, None], 1e-8))
         return out
 
+    def finish(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Class weights and standardisation (padding stays zero)."""
+        out = dict(block)
+        w = self.class_weights
+        labels = block["label"]
+        out["weight"] = w[labels].astype(np.float32) if w is not None else np.ones(len(labels), np.float32)
+        if self.norm is not None and "jet" in block:
+            mean, std = np.asarray(self.norm.jet_mean, np.float32), np.asarray(self.norm.jet_std, np.float32)
+            out["jet"] = (block["jet"] - mean) / std
+        if self.norm is not None and "objects" in block:
+            mean, std = np.asarray(self.norm.object_mean, np.float32), np.asarray(self.norm.object_std, np.float32)
+            out["objects"] = (block["objects"] - mean) / std * block["mask"][..., None]
+        return out
+
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         b = self.spec.cfg.batch_size
         carry: dict[str, np.ndarray] | None = None
-        for info, jets, objs in self.chunks():
-            block = self.features(info, jets, objs)
+        for _, raw in self.blocks():
+            block = self.finish(raw)
             if carry is not None:
                 block = {k: np.concatenate([carry[k], block[k]]) for k in block}
             n_full = (len(block["label"]) // b) * b
@@ -362,6 +391,76 @@ class JetStream:
         if n == batch["mask"].shape[1]:
             return batch
         return {k: (v[:, :n] if k in OBJECT_KEYS else v) for k, v in batch.items()}
+
+
+class FeatureCache:
+    """Uncompressed, unnormalised model inputs per shard, keyed by the shard's content hash and the input spec.
+
+    The first pass over a shard computes its inputs from HDF5 (gzip) and writes them here, one .npy per input, to a
+    temporary folder renamed when the shard is complete; later passes read row ranges of those files, so each epoch
+    after the first skips decompression and feature computation. Reads copy rows out of a memory map that is closed
+    straight after, so resident memory stays at one block.
+    """
+
+    def __init__(self, root: Path, spec: InputSpec) -> None:
+        self.root = root
+        key = json.dumps(
+            [
+                spec.cfg.label,
+                [v.label for v in spec.jet_vars],
+                [v.label for v in spec.object_vars],
+                spec.cfg.objects,
+                spec.cfg.max_objects,
+                list(spec.extras),
+            ]
+        )
+        self.spec_key = hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def folder(self, info: FileInfo) -> Path:
+        return self.root / f"{info.path.stem}-{info.content_hash[:16]}-{self.spec_key}"
+
+    def blocks(self, info: FileInfo, stream: JetStream) -> Iterator[dict[str, np.ndarray]]:
+        folder = self.folder(info)
+        if not (folder / "done").exists():
+            yield from self._fill(folder, info, stream)
+            return
+        keys = [p.stem for p in folder.glob("*.npy")]
+        for start in range(0, info.n_jets, stream.chunk_jets):
+            stop = min(info.n_jets, start + stream.chunk_jets)
+            block = {}
+            for k in keys:
+                mm = np.load(folder / f"{k}.npy", mmap_mode="r")
+                block[k] = np.array(mm[start:stop])
+                del mm
+            yield block
+
+    def _fill(self, folder: Path, info: FileInfo, stream: JetStream) -> Iterator[dict[str, np.ndarray]]:
+        tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        complete = False
+        try:
+            start = 0
+            for block in stream._computed(info):
+                n = len(block["label"])
+                for k, v in block.items():
+                    path = tmp / f"{k}.npy"
+                    mode = "r+" if path.exists() else "w+"
+                    shape = (info.n_jets, *v.shape[1:])
+                    mm = np.lib.format.open_memmap(path, mode=mode, dtype=v.dtype, shape=shape)
+                    mm[start : start + n] = v
+                    mm.flush()
+                    del mm
+                start += n
+                yield block
+            complete = start == info.n_jets
+        finally:
+            if complete:
+                (tmp / "done").write_text(info.content_hash)
+                shutil.rmtree(folder, ignore_errors=True)
+                os.replace(tmp, folder)
+            else:  # stopped early (a partial pass or an error): leave no half-filled cache behind
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _select(rows: np.ndarray, names: list[str]) -> np.ndarray:
@@ -388,26 +487,21 @@ def compute_normalisation(stream: JetStream, max_jets: int) -> Normalisation:
     nj, no = len(spec.jet_vars), len(spec.object_vars)
     s = {"j1": np.zeros(nj), "j2": np.zeros(nj), "jn": 0, "o1": np.zeros(no), "o2": np.zeros(no), "on": 0}
     seen = 0
-    saved_norm, stream.norm = stream.norm, None
-    try:
-        for info, jets, objs in stream.chunks():
-            jets, objs = jets[: max_jets - seen], (objs[: max_jets - seen] if objs is not None else None)
-            block = stream.features(info, jets, objs)
-            if nj:
-                x = block["jet"].astype(np.float64)
-                s["j1"] += x.sum(0)
-                s["j2"] += (x**2).sum(0)
-                s["jn"] += len(x)
-            if no:
-                x = block["objects"][block["mask"]].astype(np.float64)
-                s["o1"] += x.sum(0)
-                s["o2"] += (x**2).sum(0)
-                s["on"] += len(x)
-            seen += len(jets)
-            if seen >= max_jets:
-                break
-    finally:
-        stream.norm = saved_norm
+    for _, block in stream.blocks():
+        block = {k: v[: max_jets - seen] for k, v in block.items()}
+        if nj:
+            x = block["jet"].astype(np.float64)
+            s["j1"] += x.sum(0)
+            s["j2"] += (x**2).sum(0)
+            s["jn"] += len(x)
+        if no:
+            x = block["objects"][block["mask"]].astype(np.float64)
+            s["o1"] += x.sum(0)
+            s["o2"] += (x**2).sum(0)
+            s["on"] += len(x)
+        seen += len(block["label"])
+        if seen >= max_jets:
+            break
 
     def moments(total: np.ndarray, sq: np.ndarray, n: int) -> tuple[list[float], list[float]]:
         n = max(n, 1)
