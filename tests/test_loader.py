@@ -83,7 +83,7 @@ def test_reads_are_bounded_by_the_memory_budget(top_shards: Path) -> None:
     cfg = _cfg(top_shards, batch_size=16, memory_mb=0.5)
     stream = JetStream(split_files(cfg).train, InputSpec(cfg), 2)
     assert stream.chunk_jets < 50  # smaller than a shard: the budget, not the file, sets the read size
-    assert max(len(j) for _, _, j, _ in stream.chunks()) <= stream.chunk_jets
+    assert max(len(b["label"]) for _, b in stream.blocks()) <= stream.chunk_jets
 
 
 def test_balanced_class_weights(top_shards: Path) -> None:

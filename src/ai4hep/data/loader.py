@@ -276,17 +276,6 @@ class JetStream:
         n = min(self.spec.cfg.max_objects, info.stored_objects)
         return jets, _select(rows[:, :n], names)
 
-    def chunks(self) -> Iterator[tuple[FileInfo, int, np.ndarray, np.ndarray | None]]:
-        """Raw (jets, objects) row blocks with their first row, file by file, in a seeded shuffled file order."""
-        for info in self._file_order():
-            try:
-                with h5py.File(info.path, "r", rdcc_nbytes=HDF5_CACHE_BYTES) as f:
-                    for start in range(0, info.n_jets, self.chunk_jets):
-                        jets, objs = self._read(f, info, start, min(info.n_jets, start + self.chunk_jets))
-                        yield info, start, jets, objs
-            except OSError as exc:
-                raise UserError(f"{info.path} is truncated or corrupt ({exc}); regenerate the shard") from None
-
     def _file_order(self) -> list[FileInfo]:
         order = np.arange(len(self.files))
         if self.shuffle:
