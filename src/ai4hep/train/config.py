@@ -27,6 +27,7 @@ class TrainerConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     patience: int = Field(5, gt=0, description="early stopping: epochs without a better validation loss")
+    grad_clip: float = Field(1.0, ge=0, description="clip the gradient norm (0: off); deep ParT stalls without it")
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
     threads: int = Field(0, ge=0, description="CPU threads for torch / LightGBM; 0 = all cores")
     loggers: list[Literal["csv", "tensorboard", "mlflow"]] = ["csv"]

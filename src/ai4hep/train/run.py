@@ -255,6 +255,7 @@ def _train_torch(out, cfg, spec, splits, n_classes, norm, weights, threads, prog
         num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(10, len(train_stream))),
         deterministic=True,
+        gradient_clip_val=cfg.trainer.grad_clip or None,
     )
     last = ckpt_dir / "last.ckpt"
     resume = str(last) if last.exists() else None
