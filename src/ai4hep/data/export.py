@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 
+from ai4hep.atomic import atomic_path
 from ai4hep.data.inspect import dataset_files
 from ai4hep.data.schema import read_shard
 from ai4hep.errors import UserError
@@ -55,13 +54,7 @@ def export(path: Path, out_dir: Path, fmt: str = "parquet") -> list[Path]:
         shard = read_shard(f)
         table = shard_to_awkward(shard.arrays, shard.card["classes"])
         target = out_dir / f"{f.stem}.parquet"
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        try:
+        with atomic_path(target) as tmp:
             ak.to_parquet(table, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
         written.append(target)
     return written

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from ai4hep.atomic import atomic_path
 from ai4hep.data.cards import DatasetCard
 from ai4hep.errors import UserError
 
@@ -132,30 +131,22 @@ def _chunks(arr: np.ndarray) -> tuple[int, ...] | None:
 
 def write_atomic(path: Path, arrays: dict[str, np.ndarray], attrs: dict[str, str | int]) -> str:
     """Write a shard to a temporary file in the same folder and rename it: readers see a whole file or none."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     digest = content_hash(arrays)
-    try:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            for name in GROUPS:
-                if name in arrays:
-                    arr = arrays[name]
-                    f.create_dataset(
-                        name,
-                        data=arr,
-                        chunks=_chunks(arr),
-                        compression="gzip" if arr.shape[0] else None,
-                        compression_opts=4 if arr.shape[0] else None,
-                        shuffle=bool(arr.shape[0]),
-                        track_times=False,
-                    )
-            for key, value in {**attrs, "content_hash": digest, "layout_version": LAYOUT_VERSION}.items():
-                f.attrs[key] = value
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
+        for name in GROUPS:
+            if name in arrays:
+                arr = arrays[name]
+                f.create_dataset(
+                    name,
+                    data=arr,
+                    chunks=_chunks(arr),
+                    compression="gzip" if arr.shape[0] else None,
+                    compression_opts=4 if arr.shape[0] else None,
+                    shuffle=bool(arr.shape[0]),
+                    track_times=False,
+                )
+        for key, value in {**attrs, "content_hash": digest, "layout_version": LAYOUT_VERSION}.items():
+            f.attrs[key] = value
     return digest
 
 

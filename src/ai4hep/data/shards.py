@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from ai4hep import __version__
+from ai4hep.atomic import atomic_path
 from ai4hep.data import schema
 from ai4hep.data.cards import DatasetCard, get_card
 from ai4hep.data.generate.detector import PRESETS, DetectorConfig, PileUp, reconstruct
@@ -349,9 +350,8 @@ def generate(
         "dataset_hash": dataset_hash,
         "ai4hep_version": __version__,
     }
-    tmp = manifest_path.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, manifest_path)
+    with atomic_path(manifest_path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2))
     seconds = time.perf_counter() - start
     return GenerateSummary(out_dir, n_jets, sum(r.n_events for r in ordered), seconds, ordered, dataset_hash)
 

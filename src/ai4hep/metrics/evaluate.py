@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ai4hep.atomic import atomic_path
 from ai4hep.data.inspect import dataset_files
 from ai4hep.data.loader import InputSpec, JetStream, Normalisation
 from ai4hep.errors import UserError
@@ -162,14 +163,12 @@ def _clean(obj):
 
 
 def write_predictions(path: Path, pred: Predictions) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("probs", data=pred.probs.astype(np.float32), compression="gzip")
         f.create_dataset("label", data=pred.labels)
         f.create_dataset("pt", data=pred.pt)
         f.attrs["classes"] = json.dumps(pred.classes)
         f.attrs["model"] = pred.name
-    tmp.replace(path)
 
 
 def evaluate(run: Path, data: list[Path] | None, out: Path | None = None, reference: Path | None = None) -> dict:

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ai4hep.atomic import atomic_path
+
 
 class BDTParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -65,9 +67,8 @@ class BDT:
         return np.stack([1 - p, p], axis=1) if self.n_classes == 2 else p
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        self.booster.save_model(str(tmp), num_iteration=self.booster.best_iteration)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            self.booster.save_model(str(tmp), num_iteration=self.booster.best_iteration)
 
     @classmethod
     def load(cls, path: Path, params: BDTParams, n_classes: int) -> BDT:

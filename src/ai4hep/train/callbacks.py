@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
 
+from ai4hep.atomic import atomic_path
+
 
 def atomic_save(trainer: pl.Trainer, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    trainer.save_checkpoint(str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        trainer.save_checkpoint(str(tmp))
 
 
 class AtomicCheckpoint(pl.Callback):

@@ -9,13 +9,14 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from ai4hep.atomic import atomic_path
+
 PACKAGES = ("ai4hep", "torch", "lightning", "numpy", "h5py", "lightgbm", "pythia8mc", "fastjet", "onnx", "onnxruntime")
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str))
 
 
 def git_hash() -> str:

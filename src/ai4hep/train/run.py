@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ai4hep.atomic import atomic_path
 from ai4hep.data.loader import (
     InputSpec,
     JetStream,
@@ -80,9 +81,8 @@ def _prepare_dir(out: Path, cfg: TrainConfig) -> None:
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not an ai4hep run directory; pick a new --out")
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".config.yaml.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, saved)
+    with atomic_path(saved) as tmp:
+        tmp.write_text(text)
 
 
 def train(config: Path, out: Path, data: list[str] | None = None, progress: bool = True) -> dict:
