@@ -44,7 +44,11 @@ CARD = "model_card.json"
 
 
 def _dataset_meta(splits: Splits, objects: str) -> dict:
-    infos = [file_info(p, objects) for p in splits.train + splits.val + splits.test]
+    per_split = {
+        split: [file_info(p, objects) for p in files]
+        for split, files in (("train", splits.train), ("val", splits.val), ("test", splits.test))
+    }
+    infos = [i for split in per_split.values() for i in split]
     names = {i.card["name"] for i in infos}
     classes = {tuple(i.card["classes"]) for i in infos}
     if len(names) > 1 or len(classes) > 1:
@@ -54,8 +58,8 @@ def _dataset_meta(splits: Splits, objects: str) -> dict:
         "card": card,
         "classes": list(card["classes"]),
         "shards": {
-            split: [{"file": str(p), "content_hash": file_info(p, objects).content_hash} for p in files]
-            for split, files in (("train", splits.train), ("val", splits.val), ("test", splits.test))
+            split: [{"file": str(i.path), "content_hash": i.content_hash} for i in split_infos]
+            for split, split_infos in per_split.items()
         },
     }
 
@@ -233,6 +237,7 @@ def _train_torch(out, cfg, spec, splits, n_classes, norm, weights, threads, prog
     val_stream = JetStream(splits.val, spec, n_classes, norm, weights)
     throughput = Throughput()
     ckpt_dir = out / "checkpoints"
+    checkpoints = AtomicCheckpoint(ckpt_dir)
     max_time = {"minutes": cfg.trainer.max_time_minutes} if cfg.trainer.max_time_minutes else None
     trainer = pl.Trainer(
         max_epochs=cfg.trainer.max_epochs,
@@ -245,7 +250,7 @@ def _train_torch(out, cfg, spec, splits, n_classes, norm, weights, threads, prog
             pl.callbacks.EarlyStopping(
                 monitor="val_loss", patience=cfg.trainer.patience, check_on_train_epoch_end=False
             ),
-            AtomicCheckpoint(ckpt_dir),
+            checkpoints,
             EpochSeed(cfg.seed),
             throughput,
         ],
@@ -268,7 +273,7 @@ def _train_torch(out, cfg, spec, splits, n_classes, norm, weights, threads, prog
         "parameter_count": int(sum(p.numel() for p in model.parameters())),
         "flops_per_jet": flops_per_jet(model, sample),
         "epochs": int(trainer.current_epoch),
-        "best_val_loss": float(trainer.callbacks[1].best),
+        "best_val_loss": float(checkpoints.best),
         "train_jets_per_s": round(throughput.jets_per_s, 1),
         "device": str(next(model.parameters()).device),
         "threads": threads,
