@@ -1,9 +1,9 @@
 """Streaming, chunked reading of the HDF5 layout for training and evaluation.
 
-Memory follows the configured budget, not the dataset: a file is read `chunk_jets` rows at a time (only the fields the
-model needs), shuffled inside the chunk, and cut into batches. The split into train/validation/test is by shard, so
-no jet is ever in two splits, and normalisation statistics are computed once on the training split and then stored
-with the model. Batches are dicts of numpy arrays; this module does not import torch.
+Memory follows the configured budget, not the dataset: a file is read `chunk_jets` rows at a time (then reduced to the
+fields the model needs), shuffled inside the chunk, and cut into batches. The split into train/validation/test is by
+shard, so no jet is ever in two splits, and normalisation statistics are computed once on the training split and then
+stored with the model. Batches are dicts of numpy arrays; this module does not import torch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ai4hep.data.inspect import dataset_files
 from ai4hep.data.schema import LAYOUT_VERSION
-from ai4hep.data.variables import Variable, check_available, compute
+from ai4hep.data.variables import DERIVED, Variable, check_available, compute
 from ai4hep.errors import UserError
 
 HDF5_CACHE_BYTES = 16 * 2**20
@@ -194,8 +194,6 @@ class InputSpec:
                 raise UserError(f"{where} lacks {', '.join(missing)}, which this model needs")
 
     def object_fields(self, dtype: np.dtype) -> list[str]:
-        from ai4hep.data.variables import DERIVED
-
         names = {"valid"}
         for v in self.object_vars:
             names |= {"pt", "energy", "eta", "deta", "dphi"} & set(dtype.names) if v.name in DERIVED else {v.name}
@@ -472,36 +470,38 @@ def _check_finite(x: np.ndarray, valid: np.ndarray, variables: list[Variable], p
 
 def compute_normalisation(stream: JetStream, max_jets: int) -> Normalisation:
     """Mean/std over the first `max_jets` training jets (objects: over valid slots only), in one streaming pass."""
-    spec = stream.spec
-    nj, no = len(spec.jet_vars), len(spec.object_vars)
-    s = {"j1": np.zeros(nj), "j2": np.zeros(nj), "jn": 0, "o1": np.zeros(no), "o2": np.zeros(no), "on": 0}
+    jet, obj = _Moments(len(stream.spec.jet_vars)), _Moments(len(stream.spec.object_vars))
     seen = 0
     for _, block in stream.blocks():
         block = {k: v[: max_jets - seen] for k, v in block.items()}
-        if nj:
-            x = block["jet"].astype(np.float64)
-            s["j1"] += x.sum(0)
-            s["j2"] += (x**2).sum(0)
-            s["jn"] += len(x)
-        if no:
-            x = block["objects"][block["mask"]].astype(np.float64)
-            s["o1"] += x.sum(0)
-            s["o2"] += (x**2).sum(0)
-            s["on"] += len(x)
+        if "jet" in block:
+            jet.add(block["jet"])
+        if "objects" in block:
+            obj.add(block["objects"][block["mask"]])
         seen += len(block["label"])
         if seen >= max_jets:
             break
+    (jet_mean, jet_std), (object_mean, object_std) = jet.result(), obj.result()
+    return Normalisation(jet_mean=jet_mean, jet_std=jet_std, object_mean=object_mean, object_std=object_std)
 
-    def moments(total: np.ndarray, sq: np.ndarray, n: int) -> tuple[list[float], list[float]]:
-        n = max(n, 1)
-        mean = total / n
-        std = np.sqrt(np.maximum(sq / n - mean**2, 0.0))
-        std = np.where(std > 1e-6, std, 1.0)
-        return mean.tolist(), std.tolist()
 
-    jm, js = moments(s["j1"], s["j2"], s["jn"])
-    om, os_ = moments(s["o1"], s["o2"], s["on"])
-    return Normalisation(jet_mean=jm, jet_std=js, object_mean=om, object_std=os_)
+class _Moments:
+    """Running sums for a mean and standard deviation per column (a zero spread becomes 1: nothing to scale)."""
+
+    def __init__(self, width: int) -> None:
+        self.total, self.squares, self.n = np.zeros(width), np.zeros(width), 0
+
+    def add(self, rows: np.ndarray) -> None:
+        x = rows.astype(np.float64)
+        self.total += x.sum(0)
+        self.squares += (x**2).sum(0)
+        self.n += len(x)
+
+    def result(self) -> tuple[list[float], list[float]]:
+        n = max(self.n, 1)
+        mean = self.total / n
+        std = np.sqrt(np.maximum(self.squares / n - mean**2, 0.0))
+        return mean.tolist(), np.where(std > 1e-6, std, 1.0).tolist()
 
 
 def label_counts(files: list[Path], label: str, n_classes: int) -> np.ndarray:
