@@ -17,9 +17,10 @@ def load(path: Path) -> dict[str, np.ndarray]:
     return {k: np.concatenate([s[k] for s in shards]) for k in shards[0]}
 
 
-def _sample(factory: pytest.TempPathFactory, name: str, n_jets: int, seed: int) -> Path:
+def _sample(factory: pytest.TempPathFactory, name: str, n_jets: int, seed: int, shard_size: int | None = None) -> Path:
+    """Two shards by default; more where a test splits the data by shard."""
     out = factory.mktemp(name)
-    generate(name, n_jets, out, seed=seed, workers=2, shard_size=n_jets // 2, show_progress=False)
+    generate(name, n_jets, out, seed=seed, workers=2, shard_size=shard_size or n_jets // 2, show_progress=False)
     return out
 
 
@@ -46,13 +47,9 @@ def hlf5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def top_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """400 top/QCD jets in 8 shards: enough to split by shard into train / val / test."""
-    out = tmp_path_factory.mktemp("top_shards")
-    generate("top", 400, out, seed=21, workers=2, shard_size=50, show_progress=False)
-    return out
+    return _sample(tmp_path_factory, "top", 400, seed=21, shard_size=50)
 
 
 @pytest.fixture(scope="session")
 def hlf5_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("hlf5_shards")
-    generate("hlf5", 250, out, seed=4, workers=2, shard_size=50, show_progress=False)
-    return out
+    return _sample(tmp_path_factory, "hlf5", 250, seed=4, shard_size=50)
