@@ -6,6 +6,8 @@ fraction eps_S of signal; its uncertainty is binomial: sigma(1/eps) = sqrt(eps (
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 
@@ -63,6 +65,22 @@ def rejection_at(score: np.ndarray, is_signal: np.ndarray, eff: float) -> dict[s
     rej = 1.0 / eff_b
     err = np.sqrt(eff_b * (1 - eff_b) / n_b) / eff_b**2
     return {"rejection": rej, "error": float(err), "cut": cut, "eff_b": eff_b}
+
+
+def against_background(
+    probs: np.ndarray, labels: np.ndarray, background: int = 0
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """(class k, score, is_signal, selected jets) for each signal class: p_1 over all jets with two classes, else
+    p_k / (p_k + p_bkg) over the jets of class k and of the background class (the JetClass convention)."""
+    if probs.shape[1] == 2:
+        yield 1, probs[:, 1], labels == 1, np.ones(len(labels), dtype=bool)
+        return
+    for k in range(probs.shape[1]):
+        if k == background:
+            continue
+        sel = (labels == k) | (labels == background)
+        p = probs[sel]
+        yield k, p[:, k] / np.maximum(p[:, k] + p[:, background], 1e-12), labels[sel] == k, sel
 
 
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:

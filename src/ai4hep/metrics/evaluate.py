@@ -19,7 +19,7 @@ from ai4hep.atomic import atomic_path
 from ai4hep.data.inspect import dataset_files
 from ai4hep.data.loader import InputSpec, JetStream, Normalisation
 from ai4hep.errors import UserError
-from ai4hep.metrics.binary import accuracy, auc, auc_error, rejection_at
+from ai4hep.metrics.binary import accuracy, against_background, auc, auc_error, rejection_at
 from ai4hep.train.card import write_json_atomic
 
 EFFICIENCIES = (0.3, 0.5, 0.7)
@@ -136,19 +136,17 @@ def compute_metrics(pred: Predictions, background: int = 0) -> dict:
         "accuracy": accuracy(probs, labels),
     }
     if len(pred.classes) == 2:
-        out.update(binary_metrics(probs[:, 1], labels == 1, pt, pt_bins))
+        ((_, score, is_signal, _),) = against_background(probs, labels, background)
+        out.update(binary_metrics(score, is_signal, pt, pt_bins))
         return out
     out["auc_one_vs_rest"] = {c: auc(probs[:, k], labels == k) for k, c in enumerate(pred.classes)}
     conf = np.zeros((len(pred.classes),) * 2, dtype=np.int64)
     np.add.at(conf, (labels, probs.argmax(1)), 1)
     out["confusion_matrix"] = conf.tolist()
-    out["vs_background"] = {}
-    for k, c in enumerate(pred.classes):
-        if k == background:
-            continue
-        sel = (labels == k) | (labels == background)
-        score = probs[sel, k] / np.maximum(probs[sel, k] + probs[sel, background], 1e-12)
-        out["vs_background"][c] = binary_metrics(score, labels[sel] == k, pt[sel], pt_bins)
+    out["vs_background"] = {
+        pred.classes[k]: binary_metrics(score, is_signal, pt[sel], pt_bins)
+        for k, score, is_signal, sel in against_background(probs, labels, background)
+    }
     return out
 
 

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ai4hep.atomic import atomic_path
-from ai4hep.metrics.binary import roc_curve
+from ai4hep.metrics.binary import against_background, roc_curve
 
 
 def _save(fig, path: Path) -> Path:
@@ -25,16 +25,11 @@ def _curves(pred, background: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray
     """Per signal class: (eps_S grid, rejection) on a fixed efficiency grid, so curves can be divided."""
     grid = np.linspace(0.05, 1.0, 96)
     out = {}
-    classes = pred.classes
-    targets = [1] if len(classes) == 2 else [k for k in range(len(classes)) if k != background]
-    for k in targets:
-        sel = (pred.labels == k) | (pred.labels == background)
-        p = pred.probs[sel]
-        score = p[:, k] if len(classes) == 2 else p[:, k] / np.maximum(p[:, k] + p[:, background], 1e-12)
-        eff_s, eff_b, _ = roc_curve(score, pred.labels[sel] == k)
+    for k, score, is_signal, _ in against_background(pred.probs, pred.labels, background):
+        eff_s, eff_b, _ = roc_curve(score, is_signal)
         with np.errstate(divide="ignore"):
             rej = 1.0 / np.interp(grid, eff_s, eff_b)
-        out[classes[k]] = (grid, rej)
+        out[pred.classes[k]] = (grid, rej)
     return out
 
 
