@@ -84,25 +84,24 @@ class TrainedRun:
     def stream(self, files: list[Path]) -> JetStream:
         return JetStream(files, self.spec, len(self.classes), self.norm)
 
+    def probabilities(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """Class probabilities of one batch, from the trees or from the network's softmax."""
+        if self.entry.kind == "bdt":
+            return self.model.predict_proba(batch["jet"])
+        import torch
+
+        from ai4hep.train.module import model_inputs
+
+        with torch.no_grad():
+            tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
+            return torch.softmax(self.model(**model_inputs(self.model, tensors)), -1).numpy()
+
     def predict(self, files: list[Path]) -> Predictions:
         probs, labels, pt = [], [], []
-        if self.entry.kind == "bdt":
-            for batch in self.stream(files):
-                probs.append(self.model.predict_proba(batch["jet"]))
-                labels.append(batch["label"])
-                pt.append(batch["pt"])
-        else:
-            import torch
-
-            from ai4hep.train.module import model_inputs
-
-            with torch.no_grad():
-                for batch in self.stream(files):
-                    tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
-                    logits = self.model(**model_inputs(self.model, tensors))
-                    probs.append(torch.softmax(logits, -1).numpy())
-                    labels.append(batch["label"])
-                    pt.append(batch["pt"])
+        for batch in self.stream(files):
+            probs.append(self.probabilities(batch))
+            labels.append(batch["label"])
+            pt.append(batch["pt"])
         return Predictions(np.concatenate(probs), np.concatenate(labels), np.concatenate(pt), self.classes, self.name)
 
 
