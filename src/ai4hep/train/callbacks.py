@@ -20,8 +20,8 @@ def atomic_save(trainer: pl.Trainer, path: Path) -> None:
 class AtomicCheckpoint(pl.Callback):
     """last.ckpt after every epoch, best.ckpt when the validation loss improves; never a half-written file.
 
-    Saved at the end of the training epoch (after its validation and early-stopping check), so a resumed run starts
-    cleanly at the next epoch.
+    Saved at the end of each validation, after the early-stopping check (which runs there too, not at the end of the
+    training epoch): Lightning then resumes such a checkpoint at the next epoch, with nothing redone.
     """
 
     def __init__(self, folder: Path) -> None:
@@ -33,11 +33,9 @@ class AtomicCheckpoint(pl.Callback):
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         loss = trainer.callback_metrics.get("val_loss")
-        improved = loss is not None and float(loss) < self.best
-        if improved:
-            self.best = float(loss)
         # The best checkpoint first: a kill between the two renames leaves last.ckpt one epoch old, never ahead.
-        if improved:
+        if loss is not None and float(loss) < self.best:
+            self.best = float(loss)
             atomic_save(trainer, self.folder / "best.ckpt")
         atomic_save(trainer, self.folder / "last.ckpt")
 
