@@ -87,7 +87,7 @@ class BDT:
         depth = 0
 
         def walk(node: dict, d: int) -> int:
-            if "leaf_index" in node or ("leaf_value" in node and "split_feature" not in node):
+            if "split_feature" not in node:  # a leaf (or a tree that is a single leaf)
                 return d
             return max(walk(node["left_child"], d + 1), walk(node["right_child"], d + 1))
 
