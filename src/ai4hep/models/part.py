@@ -108,11 +108,14 @@ class Block(nn.Module):
     def attend(self, q_in: torch.Tensor, kv_in: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         b, nq, d = q_in.shape
         h = self.heads
-        w_q, w_k, w_v = self.qkv.weight.chunk(3)
-        b_q, b_k, b_v = self.qkv.bias.chunk(3)
-        q = F.linear(q_in, w_q, b_q).view(b, nq, h, d // h).transpose(1, 2)
-        k = F.linear(kv_in, w_k, b_k).view(b, -1, h, d // h).transpose(1, 2)
-        v = F.linear(kv_in, w_v, b_v).view(b, -1, h, d // h).transpose(1, 2)
+        if q_in is kv_in:  # self-attention: one fused projection
+            q, k, v = self.qkv(q_in).chunk(3, dim=-1)
+        else:
+            w_q, w_kv = self.qkv.weight.split([d, 2 * d])
+            b_q, b_kv = self.qkv.bias.split([d, 2 * d])
+            q = F.linear(q_in, w_q, b_q)
+            k, v = F.linear(kv_in, w_kv, b_kv).chunk(2, dim=-1)
+        q, k, v = (t.reshape(b, -1, h, d // h).transpose(1, 2) for t in (q, k, v))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         return self.proj(out.transpose(1, 2).reshape(b, nq, d))
 
