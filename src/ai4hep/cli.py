@@ -17,6 +17,8 @@ data_app = typer.Typer(
     help="Open benchmark datasets generated reproducibly with Pythia 8 + FastJet.", no_args_is_help=True
 )
 app.add_typer(data_app, name="data")
+export_app = typer.Typer(help="Export trained runs (ONNX).", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 
 
 @app.callback()
@@ -118,15 +120,35 @@ def evaluate_cmd(
     data: list[Path] = typer.Option(None, "--data", help="Dataset folders or shards (default: the run's test split)."),
     out: Path = typer.Option(None, "--out", help="Output folder (default RUN/eval)."),
     reference: Path = typer.Option(None, "--reference", help="A second run: ROC ratio panel against it."),
+    fc: float = typer.Option(0.2, "--fc", min=0.0, max=1.0, help="f_c of the b-tagging discriminant (flavour)."),
+    fb: float = typer.Option(0.3, "--fb", min=0.0, max=1.0, help="f_b of the c-tagging discriminant (flavour)."),
 ) -> None:
-    """Metrics (AUC, rejection at fixed efficiency with errors, confusion matrix) and plots."""
+    """Metrics (AUC, rejection at fixed efficiency with errors, confusion matrix; flavour discriminants and working
+    points for b/c/light taggers) and plots."""
     from ai4hep.metrics.evaluate import evaluate, headline
 
-    m = evaluate(run, list(data) if data else None, out, reference)
+    m = evaluate(run, list(data) if data else None, out, reference, f_c=fc, f_b=fb)
     typer.echo(headline(m))
     if "reference" in m:
         typer.echo("reference " + headline(m["reference"]))
     typer.echo(f"wrote {Path(out) if out else run / 'eval'}/metrics.json and {len(m['plots'])} plot(s)")
+
+
+@export_app.command("onnx")
+def export_onnx_cmd(
+    run: Path = typer.Argument(..., help="A run directory made by 'ai4hep train'."),
+    out: Path = typer.Option(None, "--out", help="ONNX file (default RUN/export/model.onnx)."),
+    data: list[Path] = typer.Option(None, "--data", help="Jets to validate on (default: the run's test split)."),
+    tolerance: float = typer.Option(1e-4, "--tolerance", min=0.0, help="Largest allowed |ONNX - PyTorch|."),
+) -> None:
+    """Export a trained network to ONNX (dynamic batch and object axes, preprocessing embedded), validated against
+    PyTorch on real test jets."""
+    from ai4hep.export.onnx import export_onnx
+
+    r = export_onnx(run, out, list(data) if data else None, tolerance=tolerance)
+    diffs = ", ".join(f"{k} {v:.1e}" for k, v in r["max_abs_diff"].items())
+    typer.echo(f"wrote {r['file']} (outputs {', '.join(r['outputs'])}; {r['exporter']})")
+    typer.echo(f"checked against PyTorch on {r['validated_jets']} test jets: max |difference| {diffs}")
 
 
 def main(argv: list[str] | None = None) -> int:

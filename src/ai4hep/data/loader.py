@@ -29,7 +29,9 @@ from ai4hep.errors import UserError
 HDF5_CACHE_BYTES = 16 * 2**20
 # What a model may ask of a batch beyond its declared inputs.
 EXTRAS = ("points", "vectors", "z")
-OBJECT_KEYS = ("objects", "mask", "points", "vectors", "z")
+# Per-object integer labels a multi-task model may train on (padding and unlabelled objects are -1).
+TARGETS = ("origin", "vertex")
+OBJECT_KEYS = ("objects", "mask", "points", "vectors", "z", *TARGETS)
 
 
 class DataConfig(BaseModel):
@@ -162,18 +164,19 @@ class Normalisation:
 class InputSpec:
     """Which variables and extras a model reads, checked against the dataset's fields."""
 
-    def __init__(self, cfg: DataConfig, extras: tuple[str, ...] = ()) -> None:
-        unknown = [e for e in extras if e not in EXTRAS]
+    def __init__(self, cfg: DataConfig, extras: tuple[str, ...] = (), targets: tuple[str, ...] = ()) -> None:
+        unknown = [e for e in (*extras, *targets) if e not in (*EXTRAS, *TARGETS)]
         if unknown:
-            raise ValueError(f"unknown batch extras {unknown}")
+            raise ValueError(f"unknown batch extras or targets {unknown}")
         self.cfg = cfg
         self.jet_vars = cfg.jet_vars
         self.object_vars = cfg.object_vars
         self.extras = tuple(extras)
+        self.targets = tuple(targets)
 
     @property
     def needs_objects(self) -> bool:
-        return bool(self.object_vars) or bool(self.extras)
+        return bool(self.object_vars) or bool(self.extras) or bool(self.targets)
 
     def check(self, info: FileInfo) -> None:
         check_available(self.jet_vars, info.jet_dtype, objects=False, where=f"{info.path} (jets)")
@@ -192,6 +195,12 @@ class InputSpec:
             missing = sorted(need - set(info.object_dtype.names))
             if missing:
                 raise UserError(f"{where} lacks {', '.join(missing)}, which this model needs")
+            absent = [t for t in self.targets if t not in info.object_dtype.names]
+            if absent:
+                raise UserError(
+                    f"{where} has no '{absent[0]}' labels for the model's auxiliary task; use a dataset with "
+                    "track truth labels ('flavour'), or drop the task from model.params.aux_tasks"
+                )
 
     def object_fields(self, dtype: np.dtype) -> list[str]:
         names = {"valid"}
@@ -203,6 +212,7 @@ class InputSpec:
             names |= {"px", "py", "pz", "energy"}
         if "z" in self.extras:
             names |= {"pt"}
+        names |= set(self.targets)
         return [n for n in dtype.names if n in names]
 
 
@@ -216,7 +226,7 @@ def bytes_per_jet(spec: InputSpec, info: FileInfo) -> int:
         out += n * (
             4 * len(spec.object_vars) + 1 + 4 * (2 * ("points" in spec.extras) + 4 * ("vectors" in spec.extras))
         )
-        out += n * 4 * ("z" in spec.extras)
+        out += n * 4 * ("z" in spec.extras) + n * 8 * len(spec.targets)
     return raw + out
 
 
@@ -338,6 +348,10 @@ class JetStream:
                 out["vectors"] = pad(np.stack([objs[k] for k in ("px", "py", "pz", "energy")], axis=-1))
             if "z" in spec.extras:
                 out["z"] = pad(objs["pt"] / np.maximum(jets["pt"][:, None], 1e-8))
+            for t in spec.targets:
+                labels = np.full((len(jets), cfg.max_objects), -1, dtype=np.int64)
+                labels[:, :n] = np.where(objs["valid"], objs[t], -1)
+                out[t] = labels
         return out
 
     def finish(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -399,6 +413,7 @@ class FeatureCache:
                 spec.cfg.objects,
                 spec.cfg.max_objects,
                 list(spec.extras),
+                list(spec.targets),
             ]
         )
         self.spec_key = hashlib.sha256(key.encode()).hexdigest()[:16]

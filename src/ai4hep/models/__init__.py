@@ -9,6 +9,9 @@ from pydantic import BaseModel, ValidationError
 from ai4hep.errors import UserError
 from ai4hep.models.bdt import BDTParams
 from ai4hep.models.deepsets import EFN, PFN, DeepSetsParams
+from ai4hep.models.dips import DIPS, DIPSParams
+from ai4hep.models.gn2 import GN2, GN2Params
+from ai4hep.models.ip3d import IP3D, IP3DParams
 from ai4hep.models.mlp import MLP, MLPParams
 from ai4hep.models.part import ParT, ParTParams
 from ai4hep.models.particlenet import ParticleNet, ParticleNetParams
@@ -17,18 +20,23 @@ from ai4hep.models.particlenet import ParticleNet, ParticleNetParams
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    kind: str  # "torch" or "bdt"
+    kind: str  # "torch", "bdt" or "templates" (fitted without gradient descent)
     params: type[BaseModel]
     cls: type | None
     description: str
 
     @property
     def inputs(self) -> tuple[str, ...]:
+        """The batch inputs the model always reads (some also read jet features when the config gives them)."""
         return self.cls.inputs if self.cls is not None else ("jet",)
 
     @property
     def extras(self) -> tuple[str, ...]:
-        return self.cls.extras if self.cls is not None else ()
+        return self.cls.extras if self.cls is not None and self.kind == "torch" else ()
+
+    def targets(self, params: BaseModel) -> tuple[str, ...]:
+        """Per-object labels the model trains on besides the jet label (auxiliary tasks)."""
+        return self.cls.targets_for(params) if hasattr(self.cls, "targets_for") else ()
 
     def parse_params(self, raw: dict) -> BaseModel:
         try:
@@ -49,6 +57,9 @@ MODELS: dict[str, ModelEntry] = {
         ModelEntry("efn", "torch", DeepSetsParams, EFN, "Energy Flow Network (IRC-safe Deep Sets on angles)"),
         ModelEntry("particlenet", "torch", ParticleNetParams, ParticleNet, "ParticleNet (EdgeConv, dynamic kNN)"),
         ModelEntry("part", "torch", ParTParams, ParT, "Particle Transformer with pairwise interactions"),
+        ModelEntry("ip3d", "templates", IP3DParams, IP3D, "impact-parameter likelihood ratio from track templates"),
+        ModelEntry("dips", "torch", DIPSParams, DIPS, "DIPS: Deep Sets over tracks (flavour tagging)"),
+        ModelEntry("gn2", "torch", GN2Params, GN2, "GN2-style transformer with track-origin and vertexing tasks"),
     )
 }
 

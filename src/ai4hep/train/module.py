@@ -13,10 +13,22 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from ai4hep.data.loader import JetStream
 from ai4hep.metrics.binary import auc
+from ai4hep.models.tasks import weighted_cross_entropy
 
 
 def model_inputs(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: batch[k] for k in (*model.inputs, *model.extras)}
+
+
+def task_losses(model: nn.Module, out, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weighted loss per task: a multi-task model (dict outputs) names its own, a plain tagger has the jet loss."""
+    if isinstance(out, dict):
+        return model.losses(out, batch)
+    return {"jet": weighted_cross_entropy(out, batch["label"], batch["weight"])}
+
+
+def jet_logits(out) -> torch.Tensor:
+    return out["jet"] if isinstance(out, dict) else out
 
 
 class StreamDataset(IterableDataset):
@@ -47,22 +59,26 @@ class TaggerModule(pl.LightningModule):
         self.lr, self.weight_decay, self.max_epochs = lr, weight_decay, max_epochs
         self._val: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, batch: dict[str, torch.Tensor]):
         return self.model(**model_inputs(self.model, batch))
 
-    def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self(batch)
-        per_jet = nn.functional.cross_entropy(logits, batch["label"], reduction="none")
-        w = batch["weight"]
-        return (per_jet * w).sum() / w.sum().clamp(min=1e-12), logits
+    def _loss(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self(batch)
+        losses = task_losses(self.model, out, batch)
+        loss = sum(losses.values())
+        if len(losses) > 1:  # each task's share, so a user sees which one learns
+            n = len(batch["label"])
+            for name, value in losses.items():
+                self.log(f"{stage}_{name}_loss", value, batch_size=n, on_epoch=True, on_step=False)
+        return loss, jet_logits(out)
 
     def training_step(self, batch: dict[str, torch.Tensor], _: int) -> torch.Tensor:
-        loss, _ = self._loss(batch)
+        loss, _ = self._loss(batch, "train")
         self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["label"]))
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], _: int) -> None:
-        loss, logits = self._loss(batch)
+        loss, logits = self._loss(batch, "val")
         n = len(batch["label"])
         acc = (logits.argmax(-1) == batch["label"]).float().mean()
         self.log("val_loss", loss, prog_bar=True, batch_size=n, on_epoch=True)

@@ -5,6 +5,7 @@ Layout of a run directory:
     preprocessing.json   variables, normalisation, class weights, classes, dataset card and shard hashes
     checkpoints/         last.ckpt and best.ckpt (torch models), written by rename
     model.txt            the trained trees (BDT)
+    templates.json       the per-flavour track templates (ip3d)
     logs/                CSV metrics per epoch (TensorBoard / MLflow when asked and installed)
     model_card.json      what a reader needs to trust and reproduce the run
 """
@@ -41,6 +42,7 @@ from ai4hep.train.config import TrainConfig, load_config, parse_config
 
 PREPROCESSING = "preprocessing.json"
 CARD = "model_card.json"
+TEMPLATES = "templates.json"
 
 
 def _dataset_meta(splits: Splits, objects: str) -> dict:
@@ -102,7 +104,7 @@ def train(config: Path, out: Path, data: list[str] | None = None, progress: bool
     splits = split_files(cfg.data)
     meta = _dataset_meta(splits, cfg.data.objects)
     n_classes = len(meta["classes"])
-    spec = InputSpec(cfg.data, extras=entry.extras if entry.kind == "torch" else ())
+    spec = InputSpec(cfg.data, extras=entry.extras, targets=entry.targets(entry.parse_params(cfg.model.params)))
     pre = _preprocessing(out, cfg, spec, splits, meta, n_classes)
     norm = Normalisation.from_dict(pre["normalisation"])
     weights = np.asarray(pre["class_weights"])
@@ -110,6 +112,8 @@ def train(config: Path, out: Path, data: list[str] | None = None, progress: bool
     start = time.perf_counter()
     if entry.kind == "bdt":
         result = _train_bdt(out, cfg, spec, splits, n_classes, norm, weights, threads)
+    elif entry.kind == "templates":
+        result = _train_templates(out, cfg, spec, splits, n_classes, norm, weights)
     else:
         result = _train_torch(out, cfg, spec, splits, n_classes, norm, weights, threads, progress)
     card = {
@@ -188,6 +192,29 @@ def _train_bdt(out, cfg, spec, splits, n_classes, norm, weights, threads) -> dic
         "train_jets": len(y),
         "train_jets_per_s": round(len(y) / seconds, 1),  # jets through the whole fit
         "metrics": metrics,
+    }
+
+
+def _train_templates(out, cfg, spec, splits, n_classes, norm, weights) -> dict:
+    from ai4hep.metrics.binary import accuracy
+    from ai4hep.models.ip3d import IP3D
+
+    entry = get_model(cfg.model.name)
+    model = IP3D(entry.parse_params(cfg.model.params), n_classes)
+    start = time.perf_counter()
+    info = model.fit(JetStream(splits.train, spec, n_classes, norm, weights))
+    seconds = time.perf_counter() - start
+    model.save(out / TEMPLATES)
+    probs, labels = [], []
+    for batch in JetStream(splits.val, spec, n_classes, norm, weights):
+        probs.append(model.predict_proba(batch["objects"], batch["mask"]))
+        labels.append(batch["label"])
+    return {
+        "parameters": {"bins": [len(e) + 1 for e in model.edges], **info},
+        "parameter_count": model.parameter_count,
+        "train_jets": info["train_jets"],
+        "train_jets_per_s": round(info["train_jets"] / seconds, 1),
+        "metrics": {"val_accuracy": accuracy(np.concatenate(probs), np.concatenate(labels))},
     }
 
 

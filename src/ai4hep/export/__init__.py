@@ -1,0 +1,1 @@
+"""Export of trained runs: ONNX for the neural taggers (more formats follow)."""
