@@ -100,7 +100,7 @@ def main() -> None:
             if key in m:
                 row[key] = m[key]
         rows.append(row)
-    n = {k: int(v) for k, v in zip(("light", "c", "b"), metrics["DIPS"]["flavour"]["n_jets"].values(), strict=True)}
+    n = metrics["DIPS"]["flavour"]["n_jets"]
     print(f"\ntest jets: {n}; working point: 70% b-efficiency, f_c = {metrics['DIPS']['flavour']['f_c']}")
     print("| tagger | light rejection | c rejection | light vs DIPS | c vs DIPS | light vs IP3D | c vs IP3D |")
     print("|---|---|---|---|---|---|---|")
@@ -126,7 +126,8 @@ def main() -> None:
         fp.plot_fc_scan(taggers, plots / "fc_scan.png"),
     ]
     result = {
-        "command": f"python benchmarks/flavour_ablation.py --data {args.data} --epochs {args.epochs} --seed {args.seed}",
+        "command": f"python benchmarks/flavour_ablation.py --data {args.data} --epochs {args.epochs} "
+        f"--seed {args.seed}",
         "test_jets": n,
         "working_point": 0.7,
         "rows": rows,
