@@ -24,6 +24,11 @@ demo: $(STAMP)
 	$(VENV)/bin/ai4hep train configs/top_particlenet_small.yaml --data demo-data/top --out demo-data/runs/particlenet
 	$(VENV)/bin/ai4hep evaluate demo-data/runs/bdt
 	$(VENV)/bin/ai4hep evaluate demo-data/runs/particlenet --reference demo-data/runs/bdt
+	$(VENV)/bin/ai4hep data generate flavour --jets 1500 --out demo-data/flavour --workers 2 --seed 1 --shard-size 250
+	$(VENV)/bin/ai4hep train configs/flavour_ip3d.yaml --data demo-data/flavour --out demo-data/runs/ip3d
+	$(VENV)/bin/ai4hep train configs/flavour_gn2_small.yaml --data demo-data/flavour --out demo-data/runs/gn2
+	$(VENV)/bin/ai4hep evaluate demo-data/runs/gn2 --reference demo-data/runs/ip3d
+	$(VENV)/bin/ai4hep export onnx demo-data/runs/gn2
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import warnings
 from pathlib import Path
 
@@ -63,6 +64,7 @@ def _export(wrapper, sample: tuple, path: Path, inputs: list[str], outputs: list
     shapes = {n: ({0: batch, 1: objects} if n in OBJECT_KEYS else {0: batch}) for n in inputs}
     axes = {n: ({0: "batch", 1: "objects"} if n in OBJECT_KEYS else {0: "batch"}) for n in inputs}
     quiet = io.StringIO()
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # registry notes (e.g. "torchvision is not installed")
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             warnings.simplefilter("ignore")
