@@ -63,37 +63,23 @@ def _export(wrapper, sample: tuple, path: Path, inputs: list[str], outputs: list
     batch, objects = torch.export.Dim("batch"), torch.export.Dim("objects")
     shapes = {n: ({0: batch, 1: objects} if n in OBJECT_KEYS else {0: batch}) for n in inputs}
     axes = {n: ({0: "batch", 1: "objects"} if n in OBJECT_KEYS else {0: "batch"}) for n in inputs}
-    quiet = io.StringIO()
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # registry notes (e.g. "torchvision is not installed")
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                wrapper,
-                sample,
-                str(path),
-                input_names=inputs,
-                output_names=outputs,
-                opset_version=OPSET,
-                dynamic_shapes={"args": tuple(shapes[n] for n in inputs)},
-                dynamo=True,
-                verbose=False,
-            )
-        return f"torch.onnx dynamo (torch {torch.__version__})"
-    except Exception:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(quiet):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                wrapper,
-                sample,
-                str(path),
-                input_names=inputs,
-                output_names=outputs,
-                opset_version=17,
-                dynamic_axes=axes,
-                dynamo=False,
-            )
-        return f"torch.onnx torchscript (torch {torch.__version__})"
+    dynamo = {"opset_version": OPSET, "dynamic_shapes": {"args": tuple(shapes[n] for n in inputs)}, "dynamo": True}
+    torchscript = {"opset_version": 17, "dynamic_axes": axes, "dynamo": False}
+    for name, options in (("dynamo", dynamo), ("torchscript", torchscript)):
+        quiet = io.StringIO()
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+                warnings.simplefilter("ignore")
+                torch.onnx.export(wrapper, sample, str(path), input_names=inputs, output_names=outputs, **options)
+            return f"torch.onnx {name} (torch {torch.__version__})"
+        except Exception as exc:
+            error = exc
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    raise UserError(
+        f"torch could not export this model to ONNX ({error.__class__.__name__}: {first}); report it with the run's "
+        "model_card.json"
+    )
 
 
 def _add_metadata(path: Path, meta: dict[str, str]) -> None:
