@@ -16,6 +16,19 @@ $(STAMP): pyproject.toml setup.py src/ai4hep/data/generate/native/fjbatch.cpp
 	$(PIP) install -q --prefer-binary -e '.[dev]'
 	touch $(STAMP)
 
+# PostgreSQL server binaries for the record store's tests (tests/test_bench_store.py starts a throwaway server): Debian
+# keeps them in /usr/lib/postgresql/<version>/bin, off PATH; installed with apt when missing (a fresh machine, as root).
+.PHONY: postgres
+postgres:
+	command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
+
+# Debian's Chromium: tests/test_bench_report.py renders the benchmark report in it headless (installed when missing).
+.PHONY: chromium
+chromium:
+	command -v chromium >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
 demo: $(STAMP)
 	$(VENV)/bin/ai4hep data list
 	$(VENV)/bin/ai4hep data generate top --jets 600 --out demo-data/top --workers 2 --seed 1 --shard-size 100
@@ -30,7 +43,7 @@ demo: $(STAMP)
 	$(VENV)/bin/ai4hep evaluate demo-data/runs/gn2 --reference demo-data/runs/ip3d
 	$(VENV)/bin/ai4hep export onnx demo-data/runs/gn2
 
-test: $(STAMP)
+test: $(STAMP) postgres chromium
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q tests
 

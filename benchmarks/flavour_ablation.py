@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from ai4hep.metrics.evaluate import TrainedRun, compute_metrics
+from ai4hep.data.inspect import dataset_files
+from ai4hep.metrics.evaluate import TrainedRun, aux_metrics, compute_metrics
 from ai4hep.plots import flavour as fp
 from ai4hep.train.run import train
 
@@ -63,6 +64,7 @@ def main() -> None:
     ap.add_argument("--work", default="out/flavour-ablation")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--test", default=None, help="separate test dataset for the rejection table (default: test split)")
     ap.add_argument("--only-train", action="store_true", help="train (or resume) the runs and stop")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "flavour_ablation.json"))
     args = ap.parse_args()
@@ -77,9 +79,12 @@ def main() -> None:
     preds, metrics = {}, {}
     for name in TAGGERS:
         tagger = TrainedRun(work / "runs" / _slug(name))
-        preds[name] = tagger.predict(tagger.test_files())
+        files = dataset_files(Path(args.test)) if args.test else tagger.test_files()
+        preds[name] = tagger.predict(files, aux=False)
         preds[name].name = name
         metrics[name] = compute_metrics(preds[name])
+        if tagger.spec.targets:  # auxiliary-task metrics on the run's own test split (pair outputs are large)
+            metrics[name].update(aux_metrics(tagger.predict(tagger.test_files())))
     rows = []
     for name, m in metrics.items():
         wp = _wp70(m)
@@ -92,6 +97,7 @@ def main() -> None:
             "parameters": cards[name]["parameter_count"],
             "train_jets_per_s": cards[name]["train_jets_per_s"],
             "epochs": cards[name].get("epochs"),
+            "b_tagging": m["flavour"]["b_tagging"],
         }
         for base in ("DIPS", "IP3D-like"):
             for flav in ("light", "c"):
@@ -127,7 +133,7 @@ def main() -> None:
     ]
     result = {
         "command": f"python benchmarks/flavour_ablation.py --data {args.data} --epochs {args.epochs} "
-        f"--seed {args.seed}",
+        f"--seed {args.seed}" + (f" --test {args.test}" if args.test else ""),
         "test_jets": n,
         "working_point": 0.7,
         "rows": rows,

@@ -138,17 +138,21 @@ class TrainedRun:
     def probabilities(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         return self.outputs(batch)["probs"]
 
-    def predict(self, files: list[Path]) -> Predictions:
+    def predict(self, files: list[Path], aux: bool = True) -> Predictions:
+        """Predictions on every jet of `files`; aux=False keeps only the jet probabilities (the auxiliary outputs
+        of a large sample, e.g. jets x 40 x 40 pair scores, can outgrow memory)."""
         parts: dict[str, list[np.ndarray]] = {}
+        targets = self.spec.targets if aux else ()
         for batch in self.stream(files):
             for k, v in self.outputs(batch).items():
-                parts.setdefault(k, []).append(v)
-            for k in ("label", "pt", *self.spec.targets, *(("mask",) if self.spec.targets else ())):
+                if aux or k == "probs":
+                    parts.setdefault(k, []).append(v)
+            for k in ("label", "pt", *targets, *(("mask",) if targets else ())):
                 parts.setdefault(k, []).append(batch[k])
         n = self.cfg.data.max_objects
         axes = self.model.object_axes() if hasattr(self.model, "object_axes") else {}
         aux = {k: _pad_objects(v, n, axes[k]) for k, v in parts.items() if k in axes and k != "probs"}
-        truth = {t: _pad_objects(parts[t], n, (1,), fill=-1) for t in self.spec.targets}
+        truth = {t: _pad_objects(parts[t], n, (1,), fill=-1) for t in targets}
         return Predictions(
             np.concatenate(parts["probs"]),
             np.concatenate(parts["label"]),
