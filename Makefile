@@ -42,6 +42,8 @@ demo: $(STAMP)
 	$(VENV)/bin/ai4hep train configs/flavour_gn2_small.yaml --data demo-data/flavour --out demo-data/runs/gn2
 	$(VENV)/bin/ai4hep evaluate demo-data/runs/gn2 --reference demo-data/runs/ip3d
 	$(VENV)/bin/ai4hep export onnx demo-data/runs/gn2
+	$(VENV)/bin/ai4hep bench run suites/standard.yaml --budget small --db demo-data/records.sqlite --work demo-data/bench
+	$(VENV)/bin/ai4hep bench report --db demo-data/records.sqlite --out demo-data/report
 
 test: $(STAMP) postgres chromium
 	$(VENV)/bin/ruff check src tests benchmarks
