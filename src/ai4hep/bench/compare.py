@@ -67,7 +67,9 @@ def rerun_onnx(record: Record) -> dict:
     folder = Path(record.artifacts)
     model = folder / "model.onnx"
     if not model.is_file():
-        return {"record": record.id, "status": "no ONNX model stored"}
+        error = folder / "onnx_error.txt"
+        why = f" (export failed: {error.read_text().strip()})" if error.is_file() else ""
+        return {"record": record.id, "status": "no ONNX model stored" + why}
     import onnxruntime as ort
 
     inputs = dict(np.load(folder / "test_inputs.npz"))

@@ -111,7 +111,11 @@ def _keep_artifacts(run: Path, artifacts: Path, tagger) -> None:
 
     from ai4hep.export.onnx import export_onnx
 
-    result = export_onnx(run, artifacts / "model.onnx")
+    try:
+        result = export_onnx(run, artifacts / "model.onnx")
+    except UserError as exc:  # the record stands without an ONNX file; the reason is kept beside it
+        (artifacts / "onnx_error.txt").write_text(f"{exc}\n")
+        return
     batch = next(iter(tagger.stream(tagger.test_files())))
     inputs = {n: batch[n] for n in result["inputs"]}
     session = ort.InferenceSession(str(artifacts / "model.onnx"), providers=["CPUExecutionProvider"])
