@@ -12,6 +12,8 @@ import contextlib
 import io
 import json
 import logging
+import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -56,6 +58,27 @@ def output_names(model, sample: tuple) -> list[str]:
     return list(model.infer(out, kw["mask"])) if isinstance(out, dict) else ["probs"]
 
 
+@contextlib.contextmanager
+def _quiet():
+    """The exporters print progress and, on failure, whole graphs, partly from C++: silence file descriptors 1 and 2
+    themselves, not just sys.stdout and sys.stderr."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+
+
 def _export(wrapper, sample: tuple, path: Path, inputs: list[str], outputs: list[str]) -> str:
     """Write the graph with the dynamo exporter, else the TorchScript one; returns the exporter's name."""
     import torch
@@ -67,9 +90,8 @@ def _export(wrapper, sample: tuple, path: Path, inputs: list[str], outputs: list
     dynamo = {"opset_version": OPSET, "dynamic_shapes": {"args": tuple(shapes[n] for n in inputs)}, "dynamo": True}
     torchscript = {"opset_version": 17, "dynamic_axes": axes, "dynamo": False}
     for name, options in (("dynamo", dynamo), ("torchscript", torchscript)):
-        quiet = io.StringIO()
         try:
-            with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            with warnings.catch_warnings(), _quiet():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(wrapper, sample, str(path), input_names=inputs, output_names=outputs, **options)
             return f"torch.onnx {name} (torch {torch.__version__})"
