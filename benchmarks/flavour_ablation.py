@@ -20,6 +20,7 @@ import yaml
 
 from ai4hep.data.inspect import dataset_files
 from ai4hep.metrics.evaluate import TrainedRun, aux_metrics, compute_metrics
+from ai4hep.metrics.flavour import at_working_point
 from ai4hep.plots import flavour as fp
 from ai4hep.train.run import train
 
@@ -49,7 +50,7 @@ def _slug(name: str) -> str:
 
 
 def _wp70(metrics: dict) -> dict:
-    return next(r for r in metrics["flavour"]["b_tagging"] if abs(r["working_point"] - 0.7) < 1e-6)
+    return at_working_point(metrics["flavour"]["b_tagging"], 0.7)
 
 
 def _ratio(a: dict, b: dict) -> tuple[float, float]:

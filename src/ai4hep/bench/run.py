@@ -25,6 +25,7 @@ import yaml
 from ai4hep.bench.record import Cost, Record, Spread
 from ai4hep.bench.suite import load_suite
 from ai4hep.errors import UserError
+from ai4hep.metrics.flavour import at_working_point
 
 # Power model when RAPL is unreadable: one fully busy server core draws about 10 W (a 200 W, 20-core package).
 WATTS_PER_CORE = 10.0
@@ -55,7 +56,7 @@ def headline_metrics(m: dict) -> tuple[dict[str, tuple[float | None, float | Non
     acc = m["accuracy"]
     out = {"accuracy": (acc, float(np.sqrt(acc * (1 - acc) / max(m["n_jets"], 1))))}
     if "flavour" in m:
-        wp = next(r for r in m["flavour"]["b_tagging"] if abs(r["working_point"] - 0.7) < 1e-6)
+        wp = at_working_point(m["flavour"]["b_tagging"], 0.7)
         out["light_rejection@0.7"] = rej(wp["light"])
         out["c_rejection@0.7"] = rej(wp["c"])
         return out, "light_rejection@0.7"

@@ -20,7 +20,7 @@ from ai4hep.data.inspect import dataset_files
 from ai4hep.data.loader import InputSpec, JetStream, Normalisation
 from ai4hep.errors import UserError
 from ai4hep.metrics.binary import accuracy, against_background, auc, auc_error, rejection_at
-from ai4hep.metrics.flavour import F_B, F_C, flavour_metrics, origin_metrics, vertex_metrics
+from ai4hep.metrics.flavour import F_B, F_C, at_working_point, flavour_metrics, origin_metrics, vertex_metrics
 from ai4hep.train.card import write_json_atomic
 
 EFFICIENCIES = (0.3, 0.5, 0.7)
@@ -294,7 +294,7 @@ def _rej(r: dict) -> str:
 
 def flavour_headline(m: dict) -> str:
     """b-tagging at the 70% working point, and the auxiliary tasks when present."""
-    wp = next(r for r in m["flavour"]["b_tagging"] if abs(r["working_point"] - 0.7) < 1e-6)
+    wp = at_working_point(m["flavour"]["b_tagging"], 0.7)
     parts = [f"70% b-eff: light rej {_rej(wp['light'])}, c rej {_rej(wp['c'])}", f"acc {m['accuracy']:.4f}"]
     if "track_origin" in m:
         parts.append(f"track-origin acc {m['track_origin']['accuracy']:.3f}")

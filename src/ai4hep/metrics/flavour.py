@@ -111,6 +111,11 @@ def rejection_table(
     return rows
 
 
+def at_working_point(table: list[dict], working_point: float) -> dict:
+    """The row of a rejection table at one working point (e.g. 0.7 of a flavour_metrics' b_tagging table)."""
+    return next(r for r in table if abs(r["working_point"] - working_point) < 1e-6)
+
+
 def rejection_vs_pt(
     disc: np.ndarray,
     labels: np.ndarray,
