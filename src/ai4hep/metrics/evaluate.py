@@ -287,6 +287,7 @@ def evaluate(
 
 
 def _rej(r: dict) -> str:
+    """A rejection with its error, or its lower limit when no background passed."""
     if r.get("rejection") is None:
         return f"> {r.get('lower_limit') or 0:.0f}"
     return f"{r['rejection']:.1f} ± {r['error']:.1f}"
@@ -323,12 +324,7 @@ def headline(m: dict) -> str:
     if "auc" in m:
         rej = m["rejection"]
         parts = [f"AUC {m['auc']:.4f} ± {m['auc_error']:.4f}", f"acc {m['accuracy']:.4f}"]
-        for eff in ("0.3", "0.5", "0.7"):
-            r = rej[eff]
-            if r["rejection"] is None:
-                parts.append(f"1/eB@{eff} > {r.get('lower_limit', 0):.0f}")
-            else:
-                parts.append(f"1/eB@{eff} {r['rejection']:.1f} ± {r['error']:.1f}")
+        parts += [f"1/eB@{eff} {_rej(rej[eff])}" for eff in ("0.3", "0.5", "0.7")]
         return f"{m['model']}: " + ", ".join(parts) + f" ({m['n_jets']} jets)"
     if "flavour" in m:
         return f"{m['model']}: " + flavour_headline(m)
