@@ -75,22 +75,14 @@ class TrainedRun:
         self._load()
 
     def _load(self) -> None:
-        if self.entry.kind == "bdt":
+        if self.entry.kind in ("bdt", "templates"):  # fitted models: one file each, loaded by their class
             from ai4hep.models.bdt import BDT
-
-            path = self.path / "model.txt"
-            try:
-                self.model = BDT.load(path, self.entry.parse_params(self.cfg.model.params), len(self.classes))
-            except Exception as exc:
-                raise UserError(f"{path} is missing or corrupt ({exc.__class__.__name__}); retrain the run") from None
-            return
-        if self.entry.kind == "templates":
             from ai4hep.models.ip3d import IP3D
             from ai4hep.train.run import TEMPLATES
 
-            path = self.path / TEMPLATES
+            cls, path = (BDT, self.path / "model.txt") if self.entry.kind == "bdt" else (IP3D, self.path / TEMPLATES)
             try:
-                self.model = IP3D.load(path, self.entry.parse_params(self.cfg.model.params), len(self.classes))
+                self.model = cls.load(path, self.entry.parse_params(self.cfg.model.params), len(self.classes))
             except Exception as exc:
                 raise UserError(f"{path} is missing or corrupt ({exc.__class__.__name__}); retrain the run") from None
             return
@@ -151,7 +143,7 @@ class TrainedRun:
                 parts.setdefault(k, []).append(batch[k])
         n = self.cfg.data.max_objects
         axes = self.model.object_axes() if hasattr(self.model, "object_axes") else {}
-        aux = {k: _pad_objects(v, n, axes[k]) for k, v in parts.items() if k in axes and k != "probs"}
+        aux_outputs = {k: _pad_objects(v, n, axes[k]) for k, v in parts.items() if k in axes and k != "probs"}
         truth = {t: _pad_objects(parts[t], n, (1,), fill=-1) for t in targets}
         return Predictions(
             np.concatenate(parts["probs"]),
@@ -159,7 +151,7 @@ class TrainedRun:
             np.concatenate(parts["pt"]),
             self.classes,
             self.name,
-            aux=aux,
+            aux=aux_outputs,
             truth=truth,
             mask=_pad_objects(parts["mask"], n, (1,), fill=False) if "mask" in parts else None,
         )

@@ -32,7 +32,7 @@ class ModelEntry:
 
     @property
     def extras(self) -> tuple[str, ...]:
-        return self.cls.extras if self.cls is not None and self.kind == "torch" else ()
+        return self.cls.extras if self.cls is not None else ()
 
     def targets(self, params: BaseModel) -> tuple[str, ...]:
         """Per-object labels the model trains on besides the jet label (auxiliary tasks)."""

@@ -85,7 +85,6 @@ class GN2(nn.Module):
         if params.embed % params.heads:
             raise ValueError(f"embed width {params.embed} is not divisible by heads={params.heads}")
         self.inputs = ("jet", "objects", "mask") if n_jet else ("objects", "mask")
-        self.targets = self.targets_for(params)
         self.init = mlp([n_obj + n_jet, *params.init, params.embed])
         self.layers = nn.ModuleList(
             EncoderLayer(params.embed, params.heads, params.ffn_ratio, params.dropout) for _ in range(params.layers)
