@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,9 +256,12 @@ def evaluate(
     files = [f for p in data for f in dataset_files(Path(p))] if data else tagger.test_files()
     out = Path(out) if out else Path(run) / "eval"
     out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
     pred = tagger.predict(files)
+    seconds = time.perf_counter() - start
     metrics = compute_metrics(pred, f_c=f_c, f_b=f_b)
     metrics["data"] = [str(f) for f in files]
+    metrics["inference_jets_per_s"] = len(pred.labels) / max(seconds, 1e-9)  # reading and preprocessing included
     ref_pred = None
     if reference is not None:
         ref = TrainedRun(reference)
