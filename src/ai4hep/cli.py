@@ -210,7 +210,7 @@ def bench_compare_cmd(
             f"{row['new']:.4g} (delta {row['delta']:+.3g}, sigma {row['sigma']:.2g})"
         )
     for r in result["onnx"]:
-        diffs = ", ".join(f"{k} {v:.1e}" for k, v in r.get("max_abs_diff", {}).items())
+        diffs = ", ".join(f"{name} {v:.1e}" for name, v in r.get("max_abs_diff", {}).items())
         typer.echo(f"onnx {r['status']:7} {r['task']}/{r['config']}/{r['budget']}: {diffs or r['status']}")
     n_bad = len(result["flagged"]) + len(result["onnx_changed"])
     typer.echo(f"{len(result['metrics'])} metric(s) compared, {n_bad} change(s) beyond tolerance")

@@ -26,6 +26,7 @@ from ai4hep.bench.record import Cost, Record, Spread
 from ai4hep.bench.suite import load_suite
 from ai4hep.errors import UserError
 from ai4hep.metrics.flavour import at_working_point
+from ai4hep.models import get_model
 
 # Power model when RAPL is unreadable: one fully busy server core draws about 10 W (a 200 W, 20-core package).
 WATTS_PER_CORE = 10.0
@@ -137,7 +138,7 @@ def _cell_config(config_file: Path, data: Path, seed: int, epochs: int, out: Pat
     raw["data"]["paths"] = [str(data)]
     for key in ("train", "val", "test"):
         raw["data"].pop(key, None)
-    if "trainer" in raw or raw["model"]["name"] not in ("bdt", "ip3d"):
+    if "trainer" in raw or get_model(raw["model"]["name"]).kind == "torch":  # fitted models have no epochs
         raw.setdefault("trainer", {})["max_epochs"] = epochs
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(raw, sort_keys=False))
