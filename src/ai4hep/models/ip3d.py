@@ -68,13 +68,11 @@ class IP3D:
                 sel = batch["mask"] & (batch["label"] == k)[:, None]
                 np.add.at(counts[k], tuple(i[sel] for i in idx), 1.0)
             n_jets += len(batch["label"])
+        tracks_per_class = counts.reshape(self.n_classes, -1).sum(1)
         counts += self.params.smoothing
         totals = counts.reshape(self.n_classes, -1).sum(1)
         self.log_density = np.log(counts / totals.reshape(-1, *([1] * width)))
-        return {
-            "train_jets": n_jets,
-            "train_tracks_per_class": (totals - self.params.smoothing * counts[0].size).astype(int).tolist(),
-        }
+        return {"train_jets": n_jets, "train_tracks_per_class": tracks_per_class.astype(int).tolist()}
 
     def _bins(self, objects: np.ndarray) -> tuple[np.ndarray, ...]:
         return tuple(np.searchsorted(e, objects[..., k], side="right") for k, e in enumerate(self.edges))
