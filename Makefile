@@ -29,7 +29,14 @@ chromium:
 	command -v chromium >/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-demo: $(STAMP)
+# nlohmann/json.hpp: conifer compiles its BDT emulation against it but its wheel lacks it (ai4hep.export.bdt finds it in
+# /usr/include; ap_fixed.h comes from hls4ml). Debian's nlohmann-json3-dev, installed with apt when missing.
+.PHONY: json
+json:
+	test -f /usr/include/nlohmann/json.hpp || test -f /usr/local/include/nlohmann/json.hpp || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nlohmann-json3-dev)
+
+demo: $(STAMP) json
 	$(VENV)/bin/ai4hep data list
 	$(VENV)/bin/ai4hep data generate top --jets 600 --out demo-data/top --workers 2 --seed 1 --shard-size 100
 	$(VENV)/bin/ai4hep data info demo-data/top
@@ -45,7 +52,7 @@ demo: $(STAMP)
 	$(VENV)/bin/ai4hep bench run suites/standard.yaml --budget small --db demo-data/records.sqlite --work demo-data/bench
 	$(VENV)/bin/ai4hep bench report --db demo-data/records.sqlite --out demo-data/report
 
-test: $(STAMP) postgres chromium
+test: $(STAMP) postgres chromium json
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q tests
 

@@ -59,6 +59,8 @@ def test_a_record_per_cell_with_spread_cost_and_provenance(bench: tuple[Path, Pa
         assert (Path(r.artifacts) / "model_card_seed2.json").is_file()
     mlp = next(r for r in records if r.model == "mlp")
     assert (Path(mlp.artifacts) / "model.onnx").is_file() and (Path(mlp.artifacts) / "test_inputs.npz").is_file()
+    bdt = Path(next(r for r in records if r.model == "bdt").artifacts)  # BDTs export to ONNX too
+    assert (bdt / "model.onnx").is_file() and set(np.load(bdt / "test_inputs.npz")) == {"jet"}
 
 
 def test_report_lists_the_records(bench: tuple[Path, Path]) -> None:
@@ -71,7 +73,8 @@ def test_report_lists_the_records(bench: tuple[Path, Path]) -> None:
 def test_compare_flags_shifted_metrics_and_changed_onnx_outputs(bench: tuple[Path, Path], capsys) -> None:
     tmp, db = bench
     assert main(["bench", "compare", str(db), str(db)]) == 0  # a store against itself: nothing changed
-    assert "0 change(s) beyond tolerance" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 change(s) beyond tolerance" in out and out.count("onnx ok") == 2  # the MLP's and the BDT's files
     shifted = tmp / "shifted.sqlite"
     with RecordStore(str(db)) as store, RecordStore(str(shifted)) as out:
         for r in store.query():

@@ -96,14 +96,13 @@ def _one_seed(config: Path, run: Path, data: Path, artifacts: Path | None) -> di
 
 
 def _keep_artifacts(run: Path, artifacts: Path, tagger) -> None:
-    """Plots, model card, and for networks the ONNX file with test inputs and its outputs (for `bench compare`)."""
+    """Plots, model card, and the ONNX file (networks, BDTs, templates) with test inputs and its outputs (for
+    `bench compare`)."""
     artifacts.mkdir(parents=True, exist_ok=True)
     for png in (run / "eval").glob("*.png"):
         shutil.copy2(png, artifacts / png.name)
     shutil.copy2(run / "model_card.json", artifacts / "model_card.json")
     shutil.copy2(run / "eval" / "metrics.json", artifacts / "metrics.json")
-    if tagger.entry.kind != "torch":
-        return
     import onnxruntime as ort
 
     from ai4hep.export.onnx import export_onnx

@@ -55,6 +55,19 @@ def pair_features(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     )
 
 
+def upper_pairs(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(i, j) of the pairs i < j in row-major order, exactly as torch.triu_indices(n, n, 1) lists them, but from
+    arange, comparisons and sums: triu_indices has no ONNX operator, and these keep the object axis dynamic.
+
+    Pair p lies in row i = (number of rows whose first pair index is <= p) - 1; row r starts at r n - r (r + 1) / 2.
+    """
+    rows = torch.arange(n, device=device)
+    start = rows * n - rows * (rows + 1) // 2
+    p = torch.arange(n * (n - 1) // 2, device=device)
+    i = (start.unsqueeze(0) <= p.unsqueeze(1)).sum(dim=1) - 1
+    return i, p - start[i] + i + 1
+
+
 class PairEmbed(nn.Module):
     """Pair features -> one attention bias per head: per-pair layers (BN, GELU) as the paper's 1x1 convolutions.
 
@@ -75,7 +88,7 @@ class PairEmbed(nn.Module):
 
     def forward(self, vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, n, _ = vectors.shape
-        i, j = torch.triu_indices(n, n, offset=1, device=vectors.device)
+        i, j = upper_pairs(n, vectors.device)
         pair_mask = (mask[:, i] & mask[:, j]).unsqueeze(-1).to(vectors.dtype)  # (B, P, 1)
         feats = pair_features(vectors[:, i], vectors[:, j]) * pair_mask  # (B, P, 4)
         u = self.net(feats.reshape(-1, 4)).view(b, -1, self.heads) * pair_mask
@@ -117,7 +130,9 @@ class Block(nn.Module):
             k, v = F.linear(kv_in, w_kv, b_kv).chunk(2, dim=-1)
         q, k, v = (t.reshape(b, -1, h, d // h).transpose(1, 2) for t in (q, k, v))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        return self.proj(out.transpose(1, 2).reshape(b, nq, d))
+        # an explicit copy, not reshape: torch.export traces reshape as a view of SDPA's output, which its ONNX
+        # decomposition then lays out differently ("cannot view a tensor ..."); same values, same one copy
+        return self.proj(out.transpose(1, 2).clone(memory_format=torch.contiguous_format).view(b, nq, d))
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor, cls: torch.Tensor | None = None) -> torch.Tensor:
         if cls is None:  # particle attention: every particle attends to every real particle

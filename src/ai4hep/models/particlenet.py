@@ -26,12 +26,25 @@ class ParticleNetParams(BaseModel):
 
 
 def knn(points: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices (B, N, k) of each slot's k nearest real neighbours (itself excluded); points is (B, N, C)."""
+    """Indices (B, N, k) of each slot's k nearest real neighbours (itself excluded); points is (B, N, C).
+
+    Ties are broken by the lower slot index, i.e. the harder constituent. Ties are common, not a corner case:
+    calorimeter cells sit on an (eta, phi) grid, so equal distances to several cells are frequent in the first
+    block. torch.topk orders ties arbitrarily while ONNX TopK takes the lower index by specification, and that
+    alone made exported ParticleNets differ from PyTorch by up to ~7e-4. So eager PyTorch takes a stable sort and
+    the exported graph TopK: both pick the same neighbours. The diagonal is set below any distance so the slot
+    itself, not an equidistant twin, is what gets dropped.
+    """
     shifted = points + (~mask).unsqueeze(-1).to(points.dtype) * FAR
     sq = (shifted**2).sum(dim=-1, keepdim=True)
     dist = sq - 2 * torch.matmul(shifted, shifted.transpose(1, 2)) + sq.transpose(1, 2)
-    k = min(k, points.shape[1] - 1)
-    return dist.topk(k + 1, dim=-1, largest=False).indices[:, :, 1:]
+    n = points.shape[1]
+    slot = torch.arange(n, device=points.device)
+    dist = dist.masked_fill(slot.unsqueeze(1) == slot.unsqueeze(0), -1.0)
+    k = min(k, n - 1)
+    if torch.onnx.is_in_onnx_export():
+        return dist.topk(k + 1, dim=-1, largest=False).indices[:, :, 1:]
+    return dist.sort(dim=-1, stable=True).indices[:, :, 1 : k + 1]
 
 
 def neighbours(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

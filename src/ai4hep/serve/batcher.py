@@ -1,0 +1,138 @@
+"""Triton-style dynamic batcher: requests queued for one model are concatenated along the batch axis into one
+session.run, and the outputs are split back.
+
+Only requests whose inputs have identical non-batch shapes (and so the same object count) are batched together;
+nothing is padded, since padding would change what a model without a mask computes. A request that does not fit
+the forming batch waits, in order, for the next one. The collector dispatches when the batch reaches max_batch_size
+or when the oldest request has waited max_queue_delay_microseconds (0: take what is queued now). At most `instances`
+batches run at once; while they run, new requests queue up, so load itself makes batches bigger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+import numpy as np
+
+from ai4hep.serve.tensors import InferError
+
+
+class _Request:
+    __slots__ = ("batch", "feed", "future", "key", "start")
+
+    def __init__(self, feed: dict[str, np.ndarray], batch: int, future: asyncio.Future, key: tuple) -> None:
+        self.feed, self.batch, self.future, self.key = feed, batch, future, key
+        self.start = time.perf_counter_ns()
+
+
+class Batcher:
+    def __init__(self, model, max_batch_size: int, max_queue_delay_us: int, instances: int) -> None:
+        self.model = model
+        self.input_names = [s.name for s in model.inputs]
+        self.max_batch = max_batch_size
+        self.delay_ns = max_queue_delay_us * 1000
+        self.pending: deque[_Request] = deque()
+        self.slots = asyncio.Semaphore(instances)
+        self.wake = asyncio.Event()
+        self.flushing = False  # set when the server drains: dispatch at once, wait for nothing
+        self.running: set[asyncio.Task] = set()
+        self.task = asyncio.get_running_loop().create_task(self._collect(), name=f"batcher-{model.name}")
+
+    async def submit(self, feed: dict[str, np.ndarray], batch: int) -> list[np.ndarray]:
+        future = asyncio.get_running_loop().create_future()
+        key = tuple(feed[name].shape[1:] for name in self.input_names)
+        self.pending.append(_Request(feed, batch, future, key))
+        self.wake.set()
+        return await future
+
+    def _ready(self, key: tuple) -> int:
+        """Items that the batch led by a request with `key` could take now."""
+        n = 0
+        for r in self.pending:
+            if r.key == key:
+                n += r.batch
+                if n >= self.max_batch:
+                    break
+        return n
+
+    def _take(self, key: tuple) -> list[_Request]:
+        taken, kept, n = [], deque(), 0
+        while self.pending:
+            r = self.pending.popleft()
+            if r.key == key and n + r.batch <= self.max_batch and not r.future.done():
+                taken.append(r)
+                n += r.batch
+            elif not r.future.done():  # cancelled requests (client gone) are dropped here
+                kept.append(r)
+        self.pending = kept
+        return taken
+
+    async def _collect(self) -> None:
+        while True:
+            while not self.pending:
+                self.wake.clear()
+                await self.wake.wait()
+            await self.slots.acquire()
+            key = self.pending[0].key
+            deadline = self.pending[0].start + self.delay_ns
+            while not self.flushing and self._ready(key) < self.max_batch:
+                left = deadline - time.perf_counter_ns()
+                if left <= 0:
+                    break
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), left * 1e-9)
+                except asyncio.TimeoutError:  # not the builtin TimeoutError on Python 3.10
+                    break
+            batch = self._take(key)
+            if not batch:
+                self.slots.release()
+                continue
+            task = asyncio.get_running_loop().create_task(self._execute(batch))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+
+    async def _execute(self, batch: list[_Request]) -> None:
+        try:
+            await self._run(batch)
+        finally:
+            self.slots.release()
+
+    async def _run(self, batch: list[_Request]) -> None:
+        stats = self.model.stats
+        t0 = time.perf_counter_ns()
+        for r in batch:
+            stats.queued(t0 - r.start)
+        try:
+            if len(batch) == 1:
+                feed = batch[0].feed
+            else:
+                feed = {name: np.concatenate([r.feed[name] for r in batch]) for name in self.input_names}
+            total = sum(r.batch for r in batch)
+            t1 = time.perf_counter_ns()
+            outputs = await self.model.execute(feed, total)
+            t2 = time.perf_counter_ns()
+            for name, out in zip(self.model.output_names, outputs, strict=True):
+                if out.shape[:1] != (total,):
+                    problem = f"model '{self.model.name}' output '{name}' has no batch axis {out.shape}"
+                    raise InferError(problem, "internal")
+            start = 0
+            for r in batch:
+                if not r.future.done():
+                    r.future.set_result([o[start : start + r.batch] for o in outputs])
+                start += r.batch
+            stats.executed(total, len(batch), t1 - t0, t2 - t1, time.perf_counter_ns() - t2)
+        except Exception as exc:
+            if len(batch) > 1:  # one bad request must not fail the others: run each on its own
+                await asyncio.gather(*(self._run([r]) for r in batch))
+            elif not batch[0].future.done():
+                batch[0].future.set_exception(exc)
+
+    async def drain(self) -> None:
+        """Dispatch everything queued without waiting for more; return when it has run."""
+        self.flushing = True
+        self.wake.set()
+        while self.pending or self.running:
+            await asyncio.sleep(0.001)

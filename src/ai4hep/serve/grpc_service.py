@@ -1,0 +1,180 @@
+"""The Open Inference Protocol over gRPC: Triton's `inference.GRPCInferenceService` (the generated stubs that
+tritonclient ships), served with grpc.aio.
+
+Inputs come as `raw_input_contents` (what tritonclient and CMSSW's SonicTriton send) or as typed `contents`;
+outputs always go back as `raw_output_contents`, as Triton does. Errors are gRPC status codes with a clear message.
+"""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc
+
+from ai4hep import __version__
+from ai4hep.serve.engine import EXTENSIONS, SERVER_NAME, Engine
+from ai4hep.serve.tensors import CONTENTS, InferError, check_shape, from_buffer, from_values
+
+CODES = {
+    "invalid": grpc.StatusCode.INVALID_ARGUMENT,
+    "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
+    "not_found": grpc.StatusCode.NOT_FOUND,
+    "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "unsupported": grpc.StatusCode.UNIMPLEMENTED,
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
+    "internal": grpc.StatusCode.INTERNAL,
+}
+NOT_SERVED = (
+    "is not served by ai4hep serve, which loads its repository at startup and has no shared-memory, trace, "
+    "logging or streaming endpoints"
+)
+
+
+def decode(model, request: pb.ModelInferRequest):
+    """(inputs by name, batch size) from raw_input_contents or typed contents."""
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise InferError(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs; send one per input")
+    feed, batch = {}, None
+    for i, t in enumerate(request.inputs):
+        spec = model.input_map.get(t.name)
+        if spec is None:
+            raise InferError(f"model '{model.name}' has no input {t.name!r}; it takes {', '.join(model.input_map)}")
+        if t.name in feed:
+            raise InferError(f"input '{t.name}' is given twice")
+        if t.datatype != spec.datatype:
+            raise InferError(f"input '{t.name}' is {t.datatype!r}; the model expects {spec.datatype}")
+        shape = list(t.shape)
+        n = check_shape(spec, shape, model.max_batch_size)
+        if batch is not None and n != batch:
+            raise InferError(f"inputs disagree on the batch size ({batch} vs {n} for '{t.name}')")
+        batch = n
+        if raw:
+            feed[t.name] = from_buffer(spec, shape, raw[i])
+        elif spec.datatype in CONTENTS and t.HasField("contents"):
+            feed[t.name] = from_values(spec, shape, getattr(t.contents, CONTENTS[spec.datatype]))
+        else:
+            raise InferError(f"input '{t.name}' has no data: send raw_input_contents or contents")
+    missing = [s.name for s in model.inputs if s.name not in feed]
+    if missing:
+        raise InferError(f"model '{model.name}' needs input(s) {', '.join(missing)}")
+    return feed, batch or 1
+
+
+class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def _fail(self, context: grpc.aio.ServicerContext, exc: InferError):
+        self.engine.refused("grpc", exc.kind)
+        await context.abort(CODES[exc.kind], str(exc))
+
+    async def _check(self, context: grpc.aio.ServicerContext) -> None:
+        if self.engine.token is None:
+            return
+        header = next((v for k, v in context.invocation_metadata() or () if k == "authorization"), None)
+        if not self.engine.authorized(header):
+            message = "missing or wrong bearer token: send metadata 'authorization: Bearer TOKEN'"
+            await self._fail(context, InferError(message, "unauthenticated"))
+
+    async def _model(self, request, context: grpc.aio.ServicerContext):
+        await self._check(context)
+        try:
+            return self.engine.model(request.name, request.version)
+        except InferError as exc:
+            await self._fail(context, exc)
+
+    async def ServerLive(self, request, context):
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request, context):
+        return pb.ServerReadyResponse(ready=self.engine.ready)
+
+    async def ModelReady(self, request, context):
+        await self._model(request, context)
+        return pb.ModelReadyResponse(ready=self.engine.ready)
+
+    async def ServerMetadata(self, request, context):
+        await self._check(context)
+        return pb.ServerMetadataResponse(name=SERVER_NAME, version=__version__, extensions=EXTENSIONS)
+
+    async def ModelMetadata(self, request, context):
+        m = await self._model(request, context)
+
+        def tensors(specs):
+            meta = pb.ModelMetadataResponse.TensorMetadata
+            return [meta(name=s.name, datatype=s.datatype, shape=m.metadata_shape(s)) for s in specs]
+
+        return pb.ModelMetadataResponse(
+            name=m.name,
+            versions=[str(v) for v in sorted(self.engine.versions[m.name])],
+            platform=m.config.platform,
+            inputs=tensors(m.inputs),
+            outputs=tensors(m.outputs),
+        )
+
+    async def ModelConfig(self, request, context):
+        m = await self._model(request, context)
+        return pb.ModelConfigResponse(config=m.config)
+
+    async def ModelStatistics(self, request, context):
+        await self._check(context)
+        if request.name:
+            m = await self._model(request, context)
+            models = [m] if request.version else list(self.engine.versions[m.name].values())
+        else:
+            models = self.engine.models
+        return pb.ModelStatisticsResponse(model_stats=[m.stats.to_proto(m.name, m.version) for m in models])
+
+    async def RepositoryIndex(self, request, context):
+        await self._check(context)
+        return pb.RepositoryIndexResponse(
+            models=[
+                pb.RepositoryIndexResponse.ModelIndex(name=m.name, version=str(m.version), state="READY")
+                for m in self.engine.models
+            ]
+        )
+
+    async def ModelInfer(self, request, context):
+        start = time.perf_counter_ns()
+        if self.engine.token is not None:
+            await self._check(context)
+        try:
+            model = self.engine.model(request.model_name, request.model_version)
+        except InferError as exc:
+            await self._fail(context, exc)
+        try:
+            feed, batch = decode(model, request)
+            chosen = range(len(model.outputs))
+            if request.outputs:
+                names = [o.name for o in request.outputs]
+                bad = [n for n in names if n not in model.output_map]
+                if bad:
+                    have = ", ".join(model.output_names)
+                    raise InferError(f"model '{model.name}' has no output {bad[0]!r}; it has {have}")
+                chosen = [model.output_names.index(n) for n in names]
+            outputs = await self.engine.infer(model, feed, batch, start)
+        except InferError as exc:
+            model.stats.request_failed(start)
+            await context.abort(CODES[exc.kind], str(exc))
+        reply = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version), id=request.id)
+        for i in chosen:
+            spec, arr = model.outputs[i], outputs[i]
+            reply.outputs.add(name=spec.name, datatype=spec.datatype, shape=arr.shape)
+            reply.raw_output_contents.append(arr.tobytes())
+        return reply
+
+    async def _not_served(self, request, context):
+        await self._check(context)
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"this endpoint {NOT_SERVED}")
+
+    RepositoryModelLoad = RepositoryModelUnload = _not_served
+    SystemSharedMemoryStatus = SystemSharedMemoryRegister = SystemSharedMemoryUnregister = _not_served
+    CudaSharedMemoryStatus = CudaSharedMemoryRegister = CudaSharedMemoryUnregister = _not_served
+    TraceSetting = LogSettings = _not_served
+
+
+def add_service(server: grpc.aio.Server, engine: Engine) -> None:
+    service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(engine), server)

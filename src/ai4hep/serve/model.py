@@ -1,0 +1,172 @@
+"""One served model version: an onnxruntime session, its tensor specs (config.pbtxt checked against the ONNX file)
+and the policy for running it.
+
+session.run releases the GIL, so long runs go to a thread (one per instance in config.pbtxt's instance_group). A
+thread hand-off costs tens of microseconds, more than a small network takes at batch 1, so runs whose recent
+duration at that batch size is below INLINE_NS run directly on the event loop: the loop stalls no longer than the
+hand-off would have cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ai4hep.errors import UserError
+from ai4hep.serve.repository import ModelSource
+from ai4hep.serve.stats import ModelStats
+from ai4hep.serve.tensors import ONNX, InferError, TensorSpec, config_datatype
+
+INLINE_NS = 100_000
+THREAD_KEYS = ("intra_op_thread_count", "inter_op_thread_count")  # the keys Triton's onnxruntime backend reads
+
+
+def _int_parameter(config, key: str, where: str) -> int | None:
+    if key not in config.parameters:
+        return None
+    value = config.parameters[key].string_value
+    if not value.isdigit():
+        raise UserError(f"{where}: parameter {key} must be a whole number of threads, got '{value}'")
+    return int(value)
+
+
+def session_options(config, threads: int, where: str):
+    """Thread counts from config.pbtxt parameters (Triton's keys), else the server's --threads (0: onnxruntime's
+    default, one per core). Idle workers do not spin: spinning steals the cores the event loop needs."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    intra, inter = (_int_parameter(config, k, where) for k in THREAD_KEYS)
+    intra = threads if intra is None else intra
+    if intra:
+        options.intra_op_num_threads = intra
+    if inter:
+        options.inter_op_num_threads = inter
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return options
+
+
+def _onnx_tensors(args, where: str) -> dict[str, tuple[str, list]]:
+    out = {}
+    for a in args:
+        if a.type not in ONNX:
+            raise UserError(f"{where}: '{a.name}' has type {a.type}; only numeric tensors are served")
+        out[a.name] = (ONNX[a.type], list(a.shape))
+    return out
+
+
+def _specs(config_tensors, onnx: dict[str, tuple[str, list]], batching: bool, where: str, kind: str):
+    """Tensor specs in the config's order, each checked against the ONNX file; an empty config list takes every ONNX
+    tensor (Triton's auto-complete)."""
+    from tritonclient.grpc import model_config_pb2
+
+    type_name = model_config_pb2.DataType.Name
+    declared = [(t.name, config_datatype(type_name(t.data_type)), list(t.dims)) for t in config_tensors]
+    if not declared:
+        declared = [(n, dt, [-1] * (len(shape) - batching)) for n, (dt, shape) in onnx.items()]
+    specs = []
+    for name, datatype, dims in declared:
+        if name not in onnx:
+            raise UserError(f"{where}: {kind} '{name}' is not in the ONNX file, which has {', '.join(onnx)}")
+        want, shape = onnx[name]
+        if datatype != want:
+            raise UserError(f"{where}: {kind} '{name}' is {datatype} in config.pbtxt but {want} in the ONNX file")
+        if batching:
+            if isinstance(shape[0] if shape else 1, int):
+                raise UserError(
+                    f"{where}: {kind} '{name}' has a fixed first dimension {shape[:1]}; max_batch_size > 0 needs a "
+                    "dynamic batch axis (or set max_batch_size: 0)"
+                )
+            shape = shape[1:]
+        if len(dims) != len(shape):
+            raise UserError(f"{where}: {kind} '{name}' has dims {dims} in config.pbtxt but the ONNX file has {shape}")
+        merged = []
+        for d, s in zip(dims, shape, strict=True):
+            if isinstance(s, int) and d not in (-1, s):
+                raise UserError(f"{where}: {kind} '{name}' dims {dims} in config.pbtxt disagree with ONNX {shape}")
+            merged.append(s if isinstance(s, int) and s > 0 else d)
+        axes = tuple(a if isinstance(a, str) else None for a in onnx[name][1])
+        specs.append(TensorSpec(name, datatype, tuple(merged), axes))
+    return specs
+
+
+class LoadedModel:
+    """A model version ready to run; `infer` is what the protocol front ends call."""
+
+    def __init__(self, source: ModelSource, version: int, path: Path, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.name, self.version, self.config = source.name, version, source.config
+        where = f"{path.parent.parent.name}/{version}"
+        try:
+            self.session = ort.InferenceSession(
+                str(path), session_options(self.config, threads, where), providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
+            first = (str(exc).strip().splitlines() or [""])[0]
+            fix = "re-export it with 'ai4hep export triton'"
+            raise UserError(f"{path}: onnxruntime cannot load it ({first}); {fix}") from None
+        self.max_batch_size = int(self.config.max_batch_size)
+        batching = self.max_batch_size > 0
+        onnx_in = _onnx_tensors(self.session.get_inputs(), where)
+        self.inputs = _specs(self.config.input, onnx_in, batching, where, "input")
+        onnx_inputs = {i.name for i in self.session.get_inputs()}
+        missing = onnx_inputs - {s.name for s in self.inputs}
+        if missing:
+            raise UserError(f"{where}: config.pbtxt lacks input(s) {sorted(missing)} that the ONNX file needs")
+        self.outputs = _specs(
+            self.config.output, _onnx_tensors(self.session.get_outputs(), where), batching, where, "output"
+        )
+        self.input_map = {s.name: s for s in self.inputs}
+        self.output_map = {s.name: s for s in self.outputs}
+        self.output_names = [s.name for s in self.outputs]
+        self.instances = max(1, sum(g.count for g in self.config.instance_group))
+        self.executor = ThreadPoolExecutor(self.instances, thread_name_prefix=f"ort-{self.name}-{version}")
+        self.stats = ModelStats()
+        self.batcher = None  # set by the engine when config.pbtxt has dynamic_batching
+        self._recent_ns: dict[int, float] = {}  # batch-size bucket -> smoothed session.run time
+
+    def metadata_shape(self, spec: TensorSpec) -> list[int]:
+        return [-1, *spec.dims] if self.max_batch_size else list(spec.dims)
+
+    async def execute(self, feed: dict[str, np.ndarray], batch: int) -> list[np.ndarray]:
+        """One session.run, on the loop when recent runs at this size were short, else in the model's threads."""
+        bucket = batch.bit_length()
+        recent = self._recent_ns.get(bucket)
+        start = time.perf_counter_ns()
+        try:
+            if recent is not None and recent < INLINE_NS:
+                out = self.session.run(self.output_names, feed)
+            else:
+                out = await asyncio.get_running_loop().run_in_executor(
+                    self.executor, self.session.run, self.output_names, feed
+                )
+        except Exception as exc:
+            if isinstance(exc, InferError | asyncio.CancelledError):
+                raise
+            first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+            invalid = exc.__class__.__name__ in ("InvalidArgument", "Fail", "RuntimeException")
+            raise InferError(
+                f"model '{self.name}' failed on this request: {first}", "invalid" if invalid else "internal"
+            ) from None
+        ns = time.perf_counter_ns() - start
+        self._recent_ns[bucket] = ns if recent is None else 0.8 * recent + 0.2 * ns
+        return out
+
+    async def infer(self, feed: dict[str, np.ndarray], batch: int) -> list[np.ndarray]:
+        """All outputs (in self.outputs order) for one request, through the dynamic batcher when there is one."""
+        if self.batcher is not None:
+            return await self.batcher.submit(feed, batch)
+        start = time.perf_counter_ns()
+        out = await self.execute(feed, batch)
+        self.stats.executed(batch, 1, 0, time.perf_counter_ns() - start, 0)
+        return out
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
