@@ -327,7 +327,7 @@ def fastml_scan_cmd(
 ) -> None:
     """Precision scan (total and integer bits), pruning and quantisation-aware training: accuracy, agreement with
     float and a resource proxy per configuration (scan.csv, scan.json, scan.png); reports the smallest configuration
-    within 1% of float accuracy."""
+    whose accuracy is within 0.01 of float."""
     from ai4hep.export.fastml_scan import make_grid, parse_list, scan, table
 
     grid = make_grid(

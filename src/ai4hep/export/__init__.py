@@ -1,1 +1,1 @@
-"""Export of trained runs: ONNX for the neural taggers (more formats follow)."""
+"""Export of trained runs: ONNX for every model, Triton-ready; hls4ml / conifer firmware emulation (fastml)."""
