@@ -452,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
     print("preparing data, runs, ONNX files", flush=True)
     infos = {m: prepare_model(m, work, args.part_config) for m in models}
     pools = {m: str(prepare_pool(m, infos[m], work)) for m in models}
+    for m in models:
+        with np.load(pools[m]) as z:
+            infos[m]["test_jets_in_requests"] = len(z["__ref__"])  # at most POOL_JETS; requests wrap around them
     onnx = {m: infos[m]["onnx"] for m in models}
     first_output = {m: onnx_outputs(onnx[m])[0] for m in models}
     repo = work / "repository"
@@ -552,7 +555,6 @@ def main(argv: list[str] | None = None) -> int:
                 "min_requests": args.min_requests,
                 "repeat": args.repeat,
                 "mlserver_parallel_workers": args.mlserver_workers,
-                "pool_jets": POOL_JETS,
             },
             "load_average": {"before": load_before, "after": load_after},
             "models": infos,

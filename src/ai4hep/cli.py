@@ -197,11 +197,12 @@ def serve_cmd(
     max_request_mb: float = typer.Option(64.0, "--max-request-mb", help="Largest request body accepted."),
     threads: int = typer.Option(0, "--threads", min=0, help="onnxruntime intra-op threads (0: one per core)."),
     drain_timeout: float = typer.Option(30.0, "--drain-timeout", min=0.0, help="Seconds to finish in-flight work."),
+    spin: bool = typer.Option(True, "--spin/--no-spin", help="Let idle onnxruntime threads spin (its default)."),
 ) -> None:
     """Serve ONNX models over the Open Inference Protocol (Triton/KServe v2), HTTP and gRPC, until SIGTERM."""
     from ai4hep.serve.server import serve
 
-    serve(repository, host, http_port, grpc_port, token, max_request_mb, threads, drain_timeout, echo=_echo_flush)
+    serve(repository, host, http_port, grpc_port, token, max_request_mb, threads, drain_timeout, _echo_flush, spin)
 
 
 def _echo_flush(line: str) -> None:

@@ -11,12 +11,17 @@ batches run at once; while they run, new requests queue up, so load itself makes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 
 import numpy as np
 
 from ai4hep.serve.tensors import InferError
+
+# epoll and select time out in whole milliseconds, so a 100 us timer sleeps ~1 ms: the last stretch of a queue delay
+# is waited by yielding to the event loop (other requests keep arriving meanwhile) instead of by a timer.
+SPIN_BELOW_NS = 2_000_000
 
 
 class _Request:
@@ -81,11 +86,12 @@ class Batcher:
                 left = deadline - time.perf_counter_ns()
                 if left <= 0:
                     break
+                if left < SPIN_BELOW_NS:  # the loop's poll sleeps whole milliseconds: yield instead of a timer
+                    await asyncio.sleep(0)
+                    continue
                 self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), left * 1e-9)
-                except asyncio.TimeoutError:  # not the builtin TimeoutError on Python 3.10
-                    break
+                with contextlib.suppress(asyncio.TimeoutError):  # not the builtin TimeoutError on Python 3.10
+                    await asyncio.wait_for(self.wake.wait(), (left - SPIN_BELOW_NS) * 1e-9)
             batch = self._take(key)
             if not batch:
                 self.slots.release()

@@ -34,9 +34,10 @@ def _int_parameter(config, key: str, where: str) -> int | None:
     return int(value)
 
 
-def session_options(config, threads: int, where: str):
+def session_options(config, threads: int, where: str, spin: bool = True):
     """Thread counts from config.pbtxt parameters (Triton's keys), else the server's --threads (0: onnxruntime's
-    default, one per core). Idle workers do not spin: spinning steals the cores the event loop needs."""
+    default, one per core). spin=False stops idle workers spinning (onnxruntime spins by default): it frees the cores
+    for the event loop and other jobs, but wakes threads slower, which costs small-batch latency on deep graphs."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -46,8 +47,8 @@ def session_options(config, threads: int, where: str):
         options.intra_op_num_threads = intra
     if inter:
         options.inter_op_num_threads = inter
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "1" if spin else "0")
     options.log_severity_level = 3
     return options
 
@@ -99,14 +100,14 @@ def _specs(config_tensors, onnx: dict[str, tuple[str, list]], batching: bool, wh
 class LoadedModel:
     """A model version ready to run; `infer` is what the protocol front ends call."""
 
-    def __init__(self, source: ModelSource, version: int, path: Path, threads: int = 0) -> None:
+    def __init__(self, source: ModelSource, version: int, path: Path, threads: int = 0, spin: bool = True) -> None:
         import onnxruntime as ort
 
         self.name, self.version, self.config = source.name, version, source.config
         where = f"{path.parent.parent.name}/{version}"
         try:
             self.session = ort.InferenceSession(
-                str(path), session_options(self.config, threads, where), providers=["CPUExecutionProvider"]
+                str(path), session_options(self.config, threads, where, spin), providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
             first = (str(exc).strip().splitlines() or [""])[0]

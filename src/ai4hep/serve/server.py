@@ -122,6 +122,7 @@ def serve(
     threads: int = 0,
     drain_timeout: float = 30.0,
     echo: Callable[[str], None] = print,
+    spin: bool = True,
 ) -> None:
     """Load the repository, serve until SIGTERM / Ctrl-C, drain, return."""
     # gRPC's C core logs bind failures itself; the error line below says it once. Read when grpc is first imported.
@@ -138,7 +139,7 @@ def serve(
             file=sys.stderr,
             flush=True,
         )
-    engine = Engine(load_repository(Path(repository), threads), token)
+    engine = Engine(load_repository(Path(repository), threads, spin), token)
     try:
         asyncio.run(_serve(engine, host, http_port, grpc_port, int(max_request_mb * 2**20), drain_timeout, echo))
     finally:
