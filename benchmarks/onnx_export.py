@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 
 from ai4hep.data.shards import generate
+from ai4hep.export.bdt_onnx import threshold_probes
 from ai4hep.export.onnx import export_onnx
 from ai4hep.metrics.evaluate import TrainedRun
 from ai4hep.train.run import train
@@ -41,24 +42,6 @@ def config_for(name: str, data: Path, epochs: int, work: Path) -> Path:
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
-
-
-def threshold_probes(booster, jets: np.ndarray) -> np.ndarray:
-    """Every jet with one feature set to the smallest float32 above one split threshold: the inputs a threshold
-    rounded to the nearest float32 (instead of down) sends down the wrong branch."""
-    probes = []
-    for tree in booster.dump_model()["tree_info"]:
-        stack = [tree["tree_structure"]]
-        while stack:
-            node = stack.pop()
-            if "split_feature" in node:
-                t = node["threshold"]
-                above = np.float32(t) if float(np.float32(t)) > t else np.nextafter(np.float32(t), np.float32(np.inf))
-                rows = jets.copy()
-                rows[:, node["split_feature"]] = above
-                probes.append(rows)
-                stack += [node["left_child"], node["right_child"]]
-    return np.concatenate(probes).astype(np.float32)
 
 
 def bdt_thresholds(run: Path, exported: Path) -> dict:

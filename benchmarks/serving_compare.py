@@ -132,10 +132,11 @@ def onnx_outputs(path: str) -> list[str]:
 
 
 def prepare_pool(name: str, info: dict, work: Path) -> Path:
-    """POOL_JETS real test jets of the run's test split, padded to max_objects (so requests can be batched
+    """Up to POOL_JETS real test jets of the run's test split, padded to max_objects (so requests can be batched
     together), with in-process onnxruntime's outputs for them as the reference every server must reproduce."""
     import onnxruntime as ort
 
+    from ai4hep.atomic import atomic_path
     from ai4hep.metrics.evaluate import TrainedRun
 
     path = work / "pools" / f"{name}.npz"
@@ -161,7 +162,8 @@ def prepare_pool(name: str, info: dict, work: Path) -> Path:
         ]
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, __ref__=ref, **arrays)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, __ref__=ref, **arrays)
     return path
 
 
@@ -468,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
                     for protocol, encoding in PROTOCOLS[server]:
                         if protocol == "in-process" or protocol in protocols:
                             cell = Cell(server, served, protocol, encoding, batch, n, output=first_output[base])
-                            cell.pool, cell.onnx = pools[base], onnx[base]
+                            cell.pool = pools[base]
                             cell.duration, cell.warmup, cell.min_requests = (
                                 args.duration,
                                 args.warmup,
@@ -563,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
             "server_failures": failures,
         }
         for row in record["rows"]:
-            for k in ("url", "pool", "onnx"):
+            for k in ("url", "pool"):
                 row.pop(k, None)
             for k in ("requests_per_s", "jets_per_s", "p50_ms", "p99_ms"):
                 row[k] = float(f"{row[k]:.4g}")

@@ -38,11 +38,10 @@ class Cell:
     clients: int
     url: str = ""
     output: str = "probs"  # the output every answer is checked on (the model's first)
-    pool: str = ""
-    onnx: str = ""
+    pool: str = ""  # .npz of the jets and their reference outputs
     duration: float = 10.0
     warmup: float = 2.0
-    min_requests: int = 3
+    min_requests: int = 2
 
 
 @dataclass
@@ -60,7 +59,7 @@ class Result:
 def _requests(cell: Cell, pool: dict[str, np.ndarray]) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
     """Distinct request payloads (jets taken in order, wrapping around the pool) and their reference outputs."""
     n = len(pool["__ref__"])
-    count = max(1, min(64, n // cell.batch)) if cell.batch < n else 2
+    count = max(1, min(64, n // cell.batch))
     out = []
     for k in range(count):
         idx = np.arange(k * cell.batch, (k + 1) * cell.batch) % n
@@ -189,7 +188,8 @@ def run_cell(cell: Cell, session=None) -> Result:
         procs = [ctx.Process(target=_client_process, args=(cell, barrier, queue)) for _ in range(cell.clients)]
         for p in procs:
             p.start()
-        results = [queue.get() for _ in procs]
+        wait = cell.duration + 900  # a client that died without reporting must not hang the benchmark
+        results = [queue.get(timeout=wait) for _ in procs]
         for p in procs:
             p.join()
     errors = [r["error"] for r in results if "error" in r and "BrokenBarrierError" not in r["error"]]

@@ -19,7 +19,7 @@ import yaml
 
 from ai4hep.cli import main
 from ai4hep.data.loader import OBJECT_KEYS
-from ai4hep.export.bdt_onnx import float32_thresholds
+from ai4hep.export.bdt_onnx import float32_thresholds, threshold_probes
 from ai4hep.metrics.evaluate import TrainedRun
 from ai4hep.models.part import upper_pairs
 from ai4hep.models.particlenet import knn
@@ -172,19 +172,7 @@ def test_bdt_thresholds_take_lightgbm_branches_for_float32_inputs(runs) -> None:
     tagger = TrainedRun(run)
     booster = tagger.model.booster
     jets = next(iter(tagger.stream(tagger.test_files())))["jet"]
-    probes = []  # every test jet with one feature set just above one threshold: all nodes get reached
-    for tree in booster.dump_model()["tree_info"]:
-        stack = [tree["tree_structure"]]
-        while stack:
-            node = stack.pop()
-            if "split_feature" in node:
-                t = node["threshold"]
-                above = np.float32(t) if float(np.float32(t)) > t else np.nextafter(np.float32(t), np.float32(np.inf))
-                rows = jets.copy()
-                rows[:, node["split_feature"]] = above
-                probes.append(rows)
-                stack += [node["left_child"], node["right_child"]]
-    x = np.concatenate(probes).astype(np.float32)
+    x = threshold_probes(booster, jets)  # every test jet with one feature set just above one threshold
     session = ort.InferenceSession(str(run / "export" / "model.onnx"), providers=["CPUExecutionProvider"])
     assert np.abs(session.run(["probs"], {"jet": x})[0] - tagger.model.predict_proba(x)).max() <= 1e-6
     # the rewritten booster itself takes the same branches as the original for float32 inputs

@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 import tritonclient.grpc as tgrpc
 import tritonclient.http as thttp
-import yaml
 from tritonclient.utils import InferenceServerException
 
 from ai4hep.cli import main
 from ai4hep.metrics.evaluate import TrainedRun
+from tests.test_serve import _train
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTRITON = Path(os.environ.get("AI4HEP_PYTRITON_VENV", ROOT / "bench-data" / "peers" / "pytriton-venv"))
@@ -79,18 +79,6 @@ class Process:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 continue
-
-
-def _train(config: str, data: Path, out: Path, params: dict) -> Path:
-    cfg = yaml.safe_load((ROOT / "configs" / config).read_text())
-    first, second = (str(f) for f in sorted(data.glob("*.h5"))[:2])
-    cfg["data"].update(paths=[], train=[first], val=[second], test=[second], batch_size=64)
-    cfg["model"]["params"] = params
-    cfg["trainer"].update(max_epochs=1, threads=1)
-    path = out.with_suffix(".yaml")
-    path.write_text(yaml.safe_dump(cfg))
-    assert main(["train", str(path), "--out", str(out), "--no-progress"]) == 0
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -78,3 +78,21 @@ def convert(booster, n_features: int):
         tensor.type.tensor_type.shape.dim[0].dim_param = "batch"
     exporter = f"onnxmltools {onnxmltools.__version__} convert_lightgbm (lightgbm {lgb.__version__})"
     return model, exporter
+
+
+def threshold_probes(booster, jets: np.ndarray) -> np.ndarray:
+    """Every jet with one feature set to the smallest float32 above one split threshold: the inputs a threshold
+    rounded to the nearest float32 (instead of down) sends down the wrong branch."""
+    probes = []
+    for tree in booster.dump_model()["tree_info"]:
+        stack = [tree["tree_structure"]]
+        while stack:
+            node = stack.pop()
+            if "split_feature" in node:
+                t = node["threshold"]
+                above = np.float32(t) if float(np.float32(t)) > t else np.nextafter(np.float32(t), np.float32(np.inf))
+                rows = jets.copy()
+                rows[:, node["split_feature"]] = above
+                probes.append(rows)
+                stack += [node["left_child"], node["right_child"]]
+    return np.concatenate(probes).astype(np.float32)
