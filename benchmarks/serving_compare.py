@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="MLServer parallel_workers (0: inference in the server process; its default is 1)",
     )
-    ap.add_argument("--quick", action="store_true", help="smoke run: 1 s cells, 0.3 s warm-up, 1 request minimum")
+    ap.add_argument("--quick", action="store_true", help="smoke: 1 s cells, 0.3 s warm-up, at least 1 request, no JSON")
     args = ap.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.min_requests = 1.0, 0.3, 1

@@ -180,6 +180,7 @@ def test_health_metadata_and_config(server: Server) -> None:
     h, g = thttp.InferenceServerClient(server.http), tgrpc.InferenceServerClient(server.grpc)
     assert h.is_server_live() and h.is_server_ready() and g.is_server_live() and g.is_server_ready()
     assert h.is_model_ready("dips") and g.is_model_ready("dips", "1") and not h.is_model_ready("nope")
+    assert not g.is_model_ready("nope") and not g.is_model_ready("dips", "7")  # Triton: not ready, no error
     assert h.get_server_metadata()["name"] == "ai4hep"
     assert "binary_tensor_data" in g.get_server_metadata().extensions
     meta = h.get_model_metadata("dips")

@@ -93,7 +93,15 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
         return pb.ServerReadyResponse(ready=self.engine.ready)
 
     async def ModelReady(self, request, context):
-        await self._model(request, context)
+        """An unknown model or version is 'not ready', not an error: what Triton answers (checked against a real
+        one in tests/test_triton_conformance.py)."""
+        await self._check(context)
+        try:
+            self.engine.model(request.name, request.version)
+        except InferError as exc:
+            if exc.kind != "not_found":
+                await self._fail(context, exc)
+            return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=self.engine.ready)
 
     async def ServerMetadata(self, request, context):
