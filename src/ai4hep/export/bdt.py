@@ -173,15 +173,16 @@ class BDTEmulation:
         return margins_to_probs(self.margins(x), self.n_classes)
 
 
-def convert_booster(booster, precision: FixedPoint, out_dir: Path, n_classes: int) -> BDTEmulation:
-    """Write and compile the conifer cpp project of the booster in out_dir (inputs, thresholds, scores at precision)."""
+def convert_booster(ensemble: dict, precision: FixedPoint, out_dir: Path, n_classes: int) -> BDTEmulation:
+    """Write and compile the conifer cpp project of an ensemble_dict in out_dir (inputs, thresholds, scores at
+    precision)."""
     import conifer
 
     headers = prepare_headers()
     start = time.perf_counter()
     cfg = {"Backend": "cpp", "OutputDir": str(out_dir), "ProjectName": "bdt", "Precision": precision.hls()}
     with quiet():
-        model = conifer.model.make_model(ensemble_dict(booster), cfg)
+        model = conifer.model.make_model(ensemble, cfg)
         try:
             model.compile()
         except Exception as exc:
@@ -189,13 +190,13 @@ def convert_booster(booster, precision: FixedPoint, out_dir: Path, n_classes: in
     return BDTEmulation(model, n_classes, round(time.perf_counter() - start, 2), out_dir, headers)
 
 
-def route_check(booster, x: np.ndarray, n: int = 200) -> float:
-    """The ensemble dict in float (conifer's python backend) against LightGBM's own margins: the conversion, not the
-    quantisation. A difference beyond float rounding is a bug, not a user error."""
+def route_check(booster, ensemble: dict, x: np.ndarray, n: int = 200) -> float:
+    """The booster's ensemble dict in float (conifer's python backend) against LightGBM's own margins: the conversion,
+    not the quantisation. A difference beyond float rounding is a bug, not a user error."""
     import conifer
 
     with quiet():
-        model = conifer.model.make_model(ensemble_dict(booster))
+        model = conifer.model.make_model(ensemble)
         ours = np.asarray(model.decision_function(x[:n].astype(np.float64)), dtype=np.float64).reshape(
             min(n, len(x)), -1
         )
@@ -206,8 +207,8 @@ def route_check(booster, x: np.ndarray, n: int = 200) -> float:
     return diff
 
 
-def depth_note(booster) -> str | None:
-    depth = ensemble_dict(booster)["max_depth"]
+def depth_note(ensemble: dict) -> str | None:
+    depth = ensemble["max_depth"]
     if depth <= 8:
         return None
     return (
@@ -216,7 +217,7 @@ def depth_note(booster) -> str | None:
     )
 
 
-def synthesise(booster, precision: FixedPoint, out_dir: Path) -> dict:
+def synthesise(ensemble: dict, precision: FixedPoint, out_dir: Path) -> dict:
     """Vivado/Vitis HLS synthesis through conifer's xilinxhls backend when an HLS tool is on PATH."""
     import conifer
     from conifer.backends.common import get_hls
@@ -233,16 +234,16 @@ def synthesise(booster, precision: FixedPoint, out_dir: Path) -> dict:
     cfg = auto_config()
     cfg.update({"OutputDir": str(out_dir), "ProjectName": "bdt", "Precision": precision.hls()})
     with quiet():
-        model = conifer.model.make_model(ensemble_dict(booster), cfg)
+        model = conifer.model.make_model(ensemble, cfg)
         model.write()
         ok = model.build(synth=True)
         report = model.read_report() if ok else {}
     return {"ran": bool(ok), "tool": tool, "seconds": round(time.perf_counter() - start, 1), "report": report}
 
 
-def tree_proxy(booster, precision: FixedPoint) -> dict:
-    """The BDT's resource proxy: comparators (one per split, `precision.width` bits) and leaves (score adders)."""
-    d = ensemble_dict(booster)
+def tree_proxy(d: dict, precision: FixedPoint) -> dict:
+    """The BDT's resource proxy (from its ensemble_dict): comparators (one per split, `precision.width` bits) and
+    leaves (score adders)."""
     trees = [t for it in d["trees"] for t in it]
     splits = sum(sum(f != -2 for f in t["feature"]) for t in trees)
     leaves = sum(sum(f == -2 for f in t["feature"]) for t in trees)

@@ -42,12 +42,6 @@ def load_run(run: Path):
     return tagger
 
 
-def jet_files(tagger, data: list[Path] | None) -> list[Path]:
-    from ai4hep.data.inspect import dataset_files
-
-    return [f for p in data for f in dataset_files(Path(p))] if data else tagger.test_files()
-
-
 def load_inputs(tagger, files: list[Path], max_jets: int) -> tuple[np.ndarray, np.ndarray]:
     """Standardised features and labels of up to max_jets jets, in file order."""
     xs, ys, n = [], [], 0
@@ -98,12 +92,17 @@ def default_out(run: Path, precision: FixedPoint, granularity: str) -> Path:
 def float_probabilities(tagger, x: np.ndarray) -> np.ndarray:
     if tagger.entry.kind == "bdt":
         return np.asarray(tagger.model.predict_proba(x), dtype=np.float64)
-    import torch
-
     from ai4hep.export.hls import hls_network
 
+    return network_probabilities(hls_network(tagger.model), x)
+
+
+def network_probabilities(net, x: np.ndarray) -> np.ndarray:
+    """A float network in hls_network form (softmax included) on numpy inputs, in float64."""
+    import torch
+
     with torch.no_grad():
-        return hls_network(tagger.model)(torch.from_numpy(x)).double().numpy()
+        return net(torch.from_numpy(x)).double().numpy()
 
 
 def convert(
@@ -128,7 +127,7 @@ def convert(
     tagger = load_run(run)
     if tagger.entry.kind == "bdt" and (granularity != "model" or reuse_factor != 1):
         raise UserError("--granularity and --reuse-factor are hls4ml options (MLP runs); a BDT goes through conifer")
-    files = jet_files(tagger, data)
+    files = tagger.files(data)
     x, y = load_inputs(tagger, files, max_jets)
     float_probs = float_probabilities(tagger, x)
     out_dir = Path(out) if out else default_out(run, p, granularity)
@@ -189,11 +188,12 @@ def _convert_mlp(tagger, p, tmp, x, y, float_probs, granularity, reuse_factor, s
 def _convert_bdt(tagger, p, tmp, x, y, float_probs, synth) -> dict:
     import conifer
 
-    from ai4hep.export.bdt import convert_booster, depth_note, route_check, synthesise, tree_proxy
+    from ai4hep.export.bdt import convert_booster, depth_note, ensemble_dict, route_check, synthesise, tree_proxy
 
     booster = tagger.model.booster
-    float_check = route_check(booster, x)
-    emu = convert_booster(booster, p, tmp / "conifer", len(tagger.classes))
+    ensemble = ensemble_dict(booster)  # read from LightGBM's dump once, used by every step below
+    float_check = route_check(booster, ensemble, x)
+    emu = convert_booster(ensemble, p, tmp / "conifer", len(tagger.classes))
     margins = emu.margins(x)
     float_margins = np.asarray(booster.predict(x, raw_score=True), dtype=np.float64).reshape(len(x), -1)
     m = compare(float_probs, emu.predict(x), y)
@@ -206,10 +206,10 @@ def _convert_bdt(tagger, p, tmp, x, y, float_probs, synth) -> dict:
         **m,
         "max_abs_margin_diff": float(np.abs(margins - float_margins).max()),
         "conversion_check_float_margin_diff": float_check,
-        "notes": [n for n in (depth_note(booster),) if n],
+        "notes": [n for n in (depth_note(ensemble),) if n],
         "headers": emu.headers,
-        "resource_proxy": tree_proxy(booster, p),
-        "synthesis": synthesise(booster, p, tmp / "conifer_hls") if synth else NO_SYNTH,
+        "resource_proxy": tree_proxy(ensemble, p),
+        "synthesis": synthesise(ensemble, p, tmp / "conifer_hls") if synth else NO_SYNTH,
         "project": "conifer/",
     }
 

@@ -122,8 +122,16 @@ def scan(
     """Convert every configuration of the grid, compare with float, and write scan.csv, scan.json and scan.png.
     With synth=True and Vitis on PATH every configuration is also synthesised (hours for the full grid)."""
     from ai4hep.export.compress import QATModel, prune, training_data
-    from ai4hep.export.fastml import float_probabilities, jet_files, load_inputs, load_run, staging
-    from ai4hep.export.hls import convert_qonnx, convert_torch, hls_network, ptq_proxy, synthesis_tool, synthesise
+    from ai4hep.export.fastml import float_probabilities, load_inputs, load_run, network_probabilities, staging
+    from ai4hep.export.hls import (
+        convert_qonnx,
+        convert_torch,
+        hls_network,
+        ptq_proxy,
+        synthesis_tool,
+        synthesis_unavailable,
+        synthesise,
+    )
     from ai4hep.train.card import write_json_atomic
 
     grid = grid or ScanGrid()
@@ -132,21 +140,20 @@ def scan(
     tagger = load_run(run)
     if tagger.entry.kind == "bdt":
         raise UserError(f"{run} is a BDT; the scan covers MLPs (pruning, QAT); convert BDTs with 'fastml convert'")
-    files = jet_files(tagger, data)
+    files = tagger.files(data)
     x, y = load_inputs(tagger, files, max_jets)
     float_probs = float_probabilities(tagger, x)
     net = hls_network(tagger.model)
     out_dir = Path(out) if out else Path(run) / "fastml" / "scan"
     rows: list[dict] = []
     start = time.perf_counter()
-    tool = synthesis_tool()
+    why_not = synthesis_unavailable(synthesis_tool())
     if not synth:
         synthesis = "not asked for (--synth); the resource proxies are the size measure"
-    elif tool == "vitis-run":
+    elif why_not is None:
         synthesis = "every configuration synthesised with vitis-run (reports in scan.json)"
     else:
-        found = f"found {tool}, but hls4ml's Vitis backend needs vitis-run" if tool else "no Vitis/Vivado HLS on PATH"
-        synthesis = f"synthesis skipped: {found}; the resource proxies are reported instead"
+        synthesis = f"synthesis skipped: {why_not}; the resource proxies are reported instead"
         say(synthesis)
     with staging(out_dir, marker="scan.json") as tmp:
 
@@ -156,7 +163,7 @@ def scan(
             fixed = emu.predict(x)
             row = _row(config, kind, compare(float_probs, fixed, y), source_probs, fixed, proxy)
             row["compile_s"] = emu.compile_s
-            if synth and tool == "vitis-run":
+            if synth and why_not is None:
                 row["synthesis"] = synthesise(emu)
             rows.append(row)
             if not keep_projects:
@@ -169,7 +176,7 @@ def scan(
             xt, yt, wt = training_data(tagger, grid.train_jets)
         for s in grid.sparsities:
             pruned = prune(net, s, xt, yt, wt, grid.epochs)
-            source = float_probabilities_of(pruned, x)
+            source = network_probabilities(pruned, x)
             for text in grid.prune_precisions:
                 p = parse_precision(text)
                 emulate = lambda d, p=p, pruned=pruned: convert_torch(pruned, x.shape[1], p, d)  # noqa: E731
@@ -206,13 +213,6 @@ def scan(
         plot(tmp / "scan.png", rows, result["float_accuracy"], best)
         write_json_atomic(tmp / "scan.json", result)
     return result
-
-
-def float_probabilities_of(net, x: np.ndarray) -> np.ndarray:
-    import torch
-
-    with torch.no_grad():
-        return net(torch.from_numpy(x)).double().numpy()
 
 
 def smallest(rows: list[dict]) -> dict | None:

@@ -252,20 +252,24 @@ def synthesis_tool() -> str | None:
     return next((t for t in SYNTHESIS_TOOLS if shutil.which(t)), None)
 
 
+def synthesis_unavailable(tool: str | None) -> str | None:
+    """Why hls4ml cannot synthesise with `tool` (from synthesis_tool()); None when it can (vitis-run)."""
+    if tool is None:
+        return "no Vitis/Vivado HLS (vitis-run, vitis_hls, vivado_hls) on PATH"
+    if tool != "vitis-run":
+        return f"found {tool}, but hls4ml's Vitis backend synthesises with vitis-run (Vitis 2024.2 or newer)"
+    return None
+
+
 def synthesise(emulation: Emulation) -> dict:
     """Vitis HLS synthesis when vitis-run is on PATH (hls4ml 1.3's Vitis backend calls it); otherwise say why not."""
     tool = synthesis_tool()
-    if tool is None:
+    why = synthesis_unavailable(tool)
+    if why is not None:
         return {
             "ran": False,
-            "message": "synthesis skipped: no Vitis/Vivado HLS (vitis-run, vitis_hls, vivado_hls) on PATH; "
-            "the resource proxies (multiplications, bit operations) are reported instead",
-        }
-    if tool != "vitis-run":
-        return {
-            "ran": False,
-            "message": f"synthesis skipped: found {tool}, but hls4ml's Vitis backend synthesises with vitis-run "
-            "(Vitis 2024.2 or newer); the resource proxies are reported instead",
+            "message": f"synthesis skipped: {why}; the resource proxies (multiplications, bit operations) are "
+            "reported instead",
         }
     start = time.perf_counter()
     with quiet():

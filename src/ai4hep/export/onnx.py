@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from ai4hep.atomic import atomic_path
-from ai4hep.data.inspect import dataset_files
 from ai4hep.data.loader import OBJECT_KEYS
 from ai4hep.errors import UserError
 
@@ -224,7 +223,7 @@ def export_onnx(
     tagger = TrainedRun(run)
     if tagger.entry.kind not in WRITERS:  # a model kind added without an exporter
         raise UserError(f"{run} holds a '{tagger.entry.name}' model, which has no ONNX exporter yet; report it")
-    files = [f for p in data for f in dataset_files(Path(p))] if data else tagger.test_files()
+    files = tagger.files(data)
     sample_batches = _sample_batches(tagger, files, batches, run)
     out = Path(out) if out else Path(run) / "export" / "model.onnx"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -108,6 +108,10 @@ class TrainedRun:
             raise UserError(f"{self.path} was trained without a test split; pass --data PATHS")
         return files
 
+    def files(self, data: list[Path] | None = None) -> list[Path]:
+        """The shards of DATA (folders or files) when given, else the run's own test split."""
+        return [f for p in data for f in dataset_files(Path(p))] if data else self.test_files()
+
     def stream(self, files: list[Path]) -> JetStream:
         return JetStream(files, self.spec, len(self.classes), self.norm)
 
@@ -253,7 +257,7 @@ def evaluate(
     from ai4hep.plots.roc import plot_confusion, plot_rejection_vs_pt, plot_roc
 
     tagger = TrainedRun(run)
-    files = [f for p in data for f in dataset_files(Path(p))] if data else tagger.test_files()
+    files = tagger.files(data)
     out = Path(out) if out else Path(run) / "eval"
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
