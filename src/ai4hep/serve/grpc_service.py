@@ -15,7 +15,7 @@ from tritonclient.grpc import service_pb2_grpc
 
 from ai4hep import __version__
 from ai4hep.serve.engine import EXTENSIONS, SERVER_NAME, Engine
-from ai4hep.serve.tensors import CONTENTS, InferError, check_shape, from_buffer, from_values
+from ai4hep.serve.tensors import CONTENTS, InferError, check_complete, check_input, from_buffer, from_values
 
 CODES = {
     "invalid": grpc.StatusCode.INVALID_ARGUMENT,
@@ -39,27 +39,15 @@ def decode(model, request: pb.ModelInferRequest):
         raise InferError(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs; send one per input")
     feed, batch = {}, None
     for i, t in enumerate(request.inputs):
-        spec = model.input_map.get(t.name)
-        if spec is None:
-            raise InferError(f"model '{model.name}' has no input {t.name!r}; it takes {', '.join(model.input_map)}")
-        if t.name in feed:
-            raise InferError(f"input '{t.name}' is given twice")
-        if t.datatype != spec.datatype:
-            raise InferError(f"input '{t.name}' is {t.datatype!r}; the model expects {spec.datatype}")
         shape = list(t.shape)
-        n = check_shape(spec, shape, model.max_batch_size)
-        if batch is not None and n != batch:
-            raise InferError(f"inputs disagree on the batch size ({batch} vs {n} for '{t.name}')")
-        batch = n
+        spec, batch = check_input(model, feed, t.name, t.datatype, shape, batch)
         if raw:
             feed[t.name] = from_buffer(spec, shape, raw[i])
         elif spec.datatype in CONTENTS and t.HasField("contents"):
             feed[t.name] = from_values(spec, shape, getattr(t.contents, CONTENTS[spec.datatype]))
         else:
             raise InferError(f"input '{t.name}' has no data: send raw_input_contents or contents")
-    missing = [s.name for s in model.inputs if s.name not in feed]
-    if missing:
-        raise InferError(f"model '{model.name}' needs input(s) {', '.join(missing)}")
+    check_complete(model, feed)
     return feed, batch or 1
 
 

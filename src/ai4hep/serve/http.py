@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from ai4hep import __version__
 from ai4hep.serve import metrics
 from ai4hep.serve.engine import EXTENSIONS, SERVER_NAME, Engine
-from ai4hep.serve.tensors import InferError, check_shape, from_buffer, from_values
+from ai4hep.serve.tensors import InferError, check_complete, check_input, from_buffer, from_values
 
 STATUS = {
     "invalid": 400,
@@ -109,19 +109,8 @@ def decode(model, body: bytes, header_length: str | None) -> tuple[dict, dict[st
     for t in request["inputs"]:
         if not isinstance(t, dict):
             raise InferError("each entry of 'inputs' must be an object with name, datatype, shape")
-        name = t.get("name")
-        spec = model.input_map.get(name)
-        if spec is None:
-            raise InferError(f"model '{model.name}' has no input {name!r}; it takes {', '.join(model.input_map)}")
-        if name in feed:
-            raise InferError(f"input '{name}' is given twice")
-        if t.get("datatype") != spec.datatype:
-            raise InferError(f"input '{name}' is {t.get('datatype')!r}; the model expects {spec.datatype}")
-        shape = t.get("shape")
-        n = check_shape(spec, shape, model.max_batch_size)
-        if batch is not None and n != batch:
-            raise InferError(f"inputs disagree on the batch size ({batch} vs {n} for '{name}')")
-        batch = n
+        name, shape = t.get("name"), t.get("shape")
+        spec, batch = check_input(model, feed, name, t.get("datatype"), shape, batch)
         params = t.get("parameters") or {}
         size = params.get("binary_data_size") if isinstance(params, dict) else None
         if size is not None:
@@ -142,9 +131,7 @@ def decode(model, body: bytes, header_length: str | None) -> tuple[dict, dict[st
         raise InferError(
             f"{len(body) - offset} bytes of binary data follow the inputs; the binary_data_size values do not add up"
         )
-    missing = [s.name for s in model.inputs if s.name not in feed]
-    if missing:
-        raise InferError(f"model '{model.name}' needs input(s) {', '.join(missing)}")
+    check_complete(model, feed)
     return request, feed, batch or 1
 
 

@@ -23,17 +23,10 @@ import yaml
 from ai4hep.atomic import atomic_path
 from ai4hep.data.inspect import dataset_files
 from ai4hep.errors import UserError
+from ai4hep.serve.tensors import DATATYPE, NUMPY
 
 CONFIG_KEY = "ai4hep.config"
 PREPROCESSING_KEY = "ai4hep.preprocessing"
-NUMPY_TO_TRITON = {
-    np.dtype(np.float32): "FP32",
-    np.dtype(np.float64): "FP64",
-    np.dtype(np.int64): "INT64",
-    np.dtype(np.int32): "INT32",
-    np.dtype(np.bool_): "BOOL",
-}
-TRITON_TO_NUMPY = {v: k for k, v in NUMPY_TO_TRITON.items()}
 
 
 @dataclass
@@ -98,9 +91,9 @@ class Endpoint:
     def infer(self, feed: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         inputs = []
         for name, value in feed.items():
-            if value.dtype not in NUMPY_TO_TRITON:
+            if value.dtype not in DATATYPE:
                 raise UserError(f"input '{name}' has dtype {value.dtype}, which the protocol client cannot send")
-            tensor = self.api.InferInput(name, list(value.shape), NUMPY_TO_TRITON[value.dtype])
+            tensor = self.api.InferInput(name, list(value.shape), DATATYPE[value.dtype])
             if self.grpc:
                 tensor.set_data_from_numpy(value)
             else:
@@ -161,9 +154,9 @@ class Preparer:
         yield from JetStream([shard], self.spec, len(self.classes), self.norm)
 
 
-def _source_hash(shard: Path) -> str:
-    with h5py.File(shard, "r") as f:
-        return str(f.attrs.get("content_hash", "")) or f"{shard.stat().st_size}:{shard.stat().st_mtime_ns}"
+def _source_hash(shard: Path, f: h5py.File) -> str:
+    """The shard's content hash (its size and mtime for a file without one): what a finished output must match."""
+    return str(f.attrs.get("content_hash", "")) or f"{shard.stat().st_size}:{shard.stat().st_mtime_ns}"
 
 
 def _finished(target: Path, source_hash: str, model: str) -> bool:
@@ -216,16 +209,17 @@ def infer(
     prep = Preparer(text, pre, batch_size)
     input_names = [i["name"] for i in meta["inputs"]]
     output_names = [o["name"] for o in meta["outputs"]]
-    dtypes = {i["name"]: TRITON_TO_NUMPY.get(i["datatype"]) for i in meta["inputs"]}
+    dtypes = {i["name"]: NUMPY.get(i["datatype"]) for i in meta["inputs"]}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    sizes = {}
+    sizes, hashes = {}, {}
     for s in shards:
         with h5py.File(s, "r") as f:
             if "jets" not in f:
                 raise UserError(f"{s} has no 'jets' table; give ai4hep dataset shards ('ai4hep data info' checks one)")
             sizes[s] = len(f["jets"])
-    todo = [s for s in shards if not _finished(out / s.name, _source_hash(s), model)]
+            hashes[s] = _source_hash(s, f)
+    todo = [s for s in shards if not _finished(out / s.name, hashes[s], model)]
     done_jets = sum(sizes[s] for s in shards if s not in todo)
     bar = tqdm(total=sum(sizes.values()), initial=done_jets, unit="jet", disable=not progress, desc="infer")
     for shard in todo:
@@ -252,7 +246,7 @@ def infer(
             f.attrs.update(
                 {
                     "source": str(shard.resolve()),
-                    "source_hash": _source_hash(shard),
+                    "source_hash": hashes[shard],
                     "model": model,
                     "model_version": version,
                     "url": url,

@@ -53,7 +53,8 @@ def session_options(config, threads: int, where: str, spin: bool = True):
     return options
 
 
-def _onnx_tensors(args, where: str) -> dict[str, tuple[str, list]]:
+def onnx_tensors(args, where: str) -> dict[str, tuple[str, list]]:
+    """{name: (protocol datatype, ONNX shape)} of an onnxruntime session's inputs or outputs (numeric tensors only)."""
     out = {}
     for a in args:
         if a.type not in ONNX:
@@ -115,14 +116,14 @@ class LoadedModel:
             raise UserError(f"{path}: onnxruntime cannot load it ({first}); {fix}") from None
         self.max_batch_size = int(self.config.max_batch_size)
         batching = self.max_batch_size > 0
-        onnx_in = _onnx_tensors(self.session.get_inputs(), where)
+        onnx_in = onnx_tensors(self.session.get_inputs(), where)
         self.inputs = _specs(self.config.input, onnx_in, batching, where, "input")
         onnx_inputs = {i.name for i in self.session.get_inputs()}
         missing = onnx_inputs - {s.name for s in self.inputs}
         if missing:
             raise UserError(f"{where}: config.pbtxt lacks input(s) {sorted(missing)} that the ONNX file needs")
         self.outputs = _specs(
-            self.config.output, _onnx_tensors(self.session.get_outputs(), where), batching, where, "output"
+            self.config.output, onnx_tensors(self.session.get_outputs(), where), batching, where, "output"
         )
         self.input_map = {s.name: s for s in self.inputs}
         self.output_map = {s.name: s for s in self.outputs}

@@ -115,6 +115,28 @@ def check_shape(spec: TensorSpec, shape: list, max_batch_size: int) -> int:
     return shape[0]
 
 
+def check_input(model, feed: dict, name, datatype, shape, batch: int | None) -> tuple[TensorSpec, int]:
+    """What every input of a request is checked for, whatever the protocol: a name the model has, given once, its
+    datatype, its shape, and a batch size that agrees with the inputs before it. Returns its spec and batch size."""
+    spec = model.input_map.get(name)
+    if spec is None:
+        raise InferError(f"model '{model.name}' has no input {name!r}; it takes {', '.join(model.input_map)}")
+    if name in feed:
+        raise InferError(f"input '{name}' is given twice")
+    if datatype != spec.datatype:
+        raise InferError(f"input '{name}' is {datatype!r}; the model expects {spec.datatype}")
+    n = check_shape(spec, shape, model.max_batch_size)
+    if batch is not None and n != batch:
+        raise InferError(f"inputs disagree on the batch size ({batch} vs {n} for '{name}')")
+    return spec, n
+
+
+def check_complete(model, feed: dict) -> None:
+    missing = [s.name for s in model.inputs if s.name not in feed]
+    if missing:
+        raise InferError(f"model '{model.name}' needs input(s) {', '.join(missing)}")
+
+
 def check_axes(specs: dict[str, TensorSpec], feed: dict[str, np.ndarray]) -> None:
     """Inputs that share a named axis (batch, objects) must agree on its length: say so before onnxruntime fails."""
     seen: dict[str, tuple[str, int]] = {}

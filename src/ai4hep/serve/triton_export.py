@@ -16,8 +16,8 @@ from pathlib import Path
 
 from ai4hep.atomic import atomic_path
 from ai4hep.errors import UserError
+from ai4hep.serve.model import onnx_tensors
 from ai4hep.serve.repository import NAME_RULE, PLATFORM, parse_config, valid_name
-from ai4hep.serve.tensors import ONNX
 
 MAX_BATCH_SIZE = 1024
 MAX_QUEUE_DELAY_US = 100
@@ -30,12 +30,11 @@ def _tensors(path: Path) -> tuple[list, list]:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     def read(args):
-        out = []
-        for a in args:
-            if a.type not in ONNX:
-                raise UserError(f"the ONNX export has '{a.name}' of type {a.type}; only numeric tensors can be served")
-            out.append((a.name, f"TYPE_{ONNX[a.type]}", [d if isinstance(d, int) and d > 0 else -1 for d in a.shape]))
-        return out
+        tensors = onnx_tensors(args, f"the ONNX export {path.name}")
+        return [
+            (name, f"TYPE_{dtype}", [d if isinstance(d, int) and d > 0 else -1 for d in shape])
+            for name, (dtype, shape) in tensors.items()
+        ]
 
     return read(session.get_inputs()), read(session.get_outputs())
 
