@@ -62,7 +62,8 @@ def runs(hlf5_dir: Path, flavour_dir: Path, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="module")
 def repository(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """hlf5_mlp: dynamic batching with a 20 ms window; dips: three inputs (jet, objects, bool mask), no batcher;
-    mlp_slow: a hand-edited copy of hlf5_mlp whose batcher waits 5 s (for the drain test)."""
+    mlp_slow: a hand-edited copy of hlf5_mlp whose batcher always waits 5 s (Triton's way, for the drain test);
+    mlp_idle: the same 5 s window with idle dispatch left on (the default)."""
     repo = tmp_path_factory.mktemp("serve") / "models"
     export = ["export", "triton", "--repository", str(repo)]
     assert main([*export, str(runs["mlp"]), "--name", "hlf5_mlp", "--max-queue-delay-us", "20000"]) == 0
@@ -70,7 +71,11 @@ def repository(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
     shutil.copytree(repo / "hlf5_mlp", repo / "mlp_slow")
     config = repo / "mlp_slow" / "config.pbtxt"
     text = config.read_text().replace('name: "hlf5_mlp"', 'name: "mlp_slow"')
-    config.write_text(text.replace("max_queue_delay_microseconds: 20000", "max_queue_delay_microseconds: 5000000"))
+    text = text.replace("max_queue_delay_microseconds: 20000", "max_queue_delay_microseconds: 5000000")
+    config.write_text(text + 'parameters { key: "ai4hep.idle_dispatch" value { string_value: "false" } }\n')
+    shutil.copytree(repo / "mlp_slow", repo / "mlp_idle")
+    config = repo / "mlp_idle" / "config.pbtxt"
+    config.write_text(text.replace('name: "mlp_slow"', 'name: "mlp_idle"'))
     return repo
 
 
@@ -234,7 +239,7 @@ def test_statistics_and_metrics_count_requests(server: Server, runs: dict[str, P
     assert after["execution_count"] - before["execution_count"] == 4  # no batcher: one run per request
     gstats = g.get_inference_statistics("dips").model_stats[0]
     assert gstats.inference_count == after["inference_count"]
-    assert len(h.get_inference_statistics()["model_stats"]) == 3  # every model
+    assert len(h.get_inference_statistics()["model_stats"]) == 4  # every model
     conn = http.client.HTTPConnection(server.http, timeout=10)
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
@@ -271,6 +276,21 @@ def test_dynamic_batcher_runs_concurrent_requests_together(server: Server, repos
     assert after.inference_count - before.inference_count == 16
     assert executions < 16, "16 concurrent requests inside a 20 ms window were run one by one"
     assert max(b.batch_size for b in after.batch_stats) > 1
+
+
+def test_a_lone_client_does_not_wait_for_the_batch_window(server: Server, repository: Path, runs) -> None:
+    """mlp_idle waits up to 5 s for company, but a client sending one request after another can have none: its
+    requests run at once (idle dispatch). The model's statistics say how long each waited in the queue."""
+    g = tgrpc.InferenceServerClient(server.grpc)
+    feed = _inputs(runs["mlp"], 4)
+    want = _reference(repository, "mlp_idle", feed)
+    for i in range(4):
+        got = g.infer("mlp_idle", _grpc_inputs({"jet": feed["jet"][i : i + 1]})).as_numpy("probs")
+        np.testing.assert_allclose(got[0], want[i], rtol=1e-5, atol=1e-6)
+    stats = g.get_inference_statistics("mlp_idle").model_stats[0]
+    assert stats.inference_count == 4 and stats.execution_count == 4
+    queued_s = stats.inference_stats.queue.ns / 1e9
+    assert queued_s < 1.0, f"4 sequential requests waited {queued_s:.1f} s in total for a 5 s window"
 
 
 def test_malformed_requests_get_4xx_and_the_server_keeps_serving(server: Server, runs: dict[str, Path]) -> None:
@@ -443,6 +463,14 @@ def test_bad_repository_is_one_clear_line(tmp_path: Path, repository: Path, caps
     shutil.copytree(repository / "dips", repo / "dips")
     shutil.rmtree(repo / "dips" / "1")
     fails(repo, "holds no version folder")
+    shutil.rmtree(repo / "dips")
+    shutil.copytree(repository / "mlp_idle", repo / "mlp_idle")
+    config = repo / "mlp_idle" / "config.pbtxt"
+    config.write_text(config.read_text() + 'parameters { key: "ai4hep.idle_dispatch" value { string_value: "yes" } }')
+    fails(repo, "parameter ai4hep.idle_dispatch must be")
+    shutil.rmtree(repo / "mlp_idle")
+    shutil.copytree(repository / "dips", repo / "dips")
+    shutil.rmtree(repo / "dips" / "1")
     # a non-loopback address is announced before anything else happens
     with pytest.raises(Exception, match="no version folder"):
         serve(repo, host="0.0.0.0")

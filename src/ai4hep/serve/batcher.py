@@ -6,6 +6,11 @@ nothing is padded, since padding would change what a model without a mask comput
 the forming batch waits, in order, for the next one. The collector dispatches when the batch reaches max_batch_size
 or when the oldest request has waited max_queue_delay_microseconds (0: take what is queued now). At most `instances`
 batches run at once; while they run, new requests queue up, so load itself makes batches bigger.
+
+Idle dispatch (the default; config parameter `ai4hep.idle_dispatch: "false"` turns it off): waiting only pays when
+other requests can come meanwhile. A request that arrives while none of the model's other requests are inside the
+batcher, and none have overlapped in the last CONCURRENCY_MEMORY_NS, runs at once: a lone sequential client never
+waits for company that cannot come. The first overlap switches the window back on for the next second.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from ai4hep.serve.tensors import InferError
 # epoll and select time out in whole milliseconds, so a 100 us timer sleeps ~1 ms: the last stretch of a queue delay
 # is waited by yielding to the event loop (other requests keep arriving meanwhile) instead of by a timer.
 SPIN_BELOW_NS = 2_000_000
+CONCURRENCY_MEMORY_NS = 1_000_000_000
 
 
 class _Request:
@@ -33,7 +39,9 @@ class _Request:
 
 
 class Batcher:
-    def __init__(self, model, max_batch_size: int, max_queue_delay_us: int, instances: int) -> None:
+    def __init__(
+        self, model, max_batch_size: int, max_queue_delay_us: int, instances: int, idle_dispatch: bool = True
+    ) -> None:
         self.model = model
         self.input_names = [s.name for s in model.inputs]
         self.max_batch = max_batch_size
@@ -43,14 +51,38 @@ class Batcher:
         self.wake = asyncio.Event()
         self.flushing = False  # set when the server drains: dispatch at once, wait for nothing
         self.running: set[asyncio.Task] = set()
+        self.idle_dispatch = idle_dispatch
+        self.inside = 0  # requests submitted and not yet answered
+        self.concurrent_until = 0  # perf_counter_ns up to which requests are expected to overlap
         self.task = asyncio.get_running_loop().create_task(self._collect(), name=f"batcher-{model.name}")
 
     async def submit(self, feed: dict[str, np.ndarray], batch: int) -> list[np.ndarray]:
         future = asyncio.get_running_loop().create_future()
         key = tuple(feed[name].shape[1:] for name in self.input_names)
-        self.pending.append(_Request(feed, batch, future, key))
-        self.wake.set()
-        return await future
+        request = _Request(feed, batch, future, key)
+        if self.inside:
+            self.concurrent_until = request.start + CONCURRENCY_MEMORY_NS
+        self.inside += 1
+        try:
+            if not self.pending and not self.slots.locked() and self._delay(request) == 0:
+                # nothing to wait for and nothing ahead: run here, without two hops through the collector
+                await self.slots.acquire()
+                try:
+                    await self._run([request])
+                finally:
+                    self.slots.release()
+                return await future
+            self.pending.append(request)
+            self.wake.set()
+            return await future
+        finally:
+            self.inside -= 1
+
+    def _delay(self, first: _Request) -> int:
+        """How long the batch led by `first` may wait for company (ns)."""
+        if self.idle_dispatch and first.start >= self.concurrent_until:
+            return 0
+        return self.delay_ns
 
     def _ready(self, key: tuple) -> int:
         """Items that the batch led by a request with `key` could take now."""
@@ -81,7 +113,7 @@ class Batcher:
                 await self.wake.wait()
             await self.slots.acquire()
             key = self.pending[0].key
-            deadline = self.pending[0].start + self.delay_ns
+            deadline = self.pending[0].start + self._delay(self.pending[0])
             while not self.flushing and self._ready(key) < self.max_batch:
                 left = deadline - time.perf_counter_ns()
                 if left <= 0:

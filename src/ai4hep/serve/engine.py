@@ -45,7 +45,7 @@ class Engine:
         for m in self.models:
             if m.config.HasField("dynamic_batching"):
                 delay = m.config.dynamic_batching.max_queue_delay_microseconds
-                m.batcher = Batcher(m, m.max_batch_size, delay, m.instances)
+                m.batcher = Batcher(m, m.max_batch_size, delay, m.instances, m.idle_dispatch)
 
     def model(self, name: str, version: str = "") -> LoadedModel:
         versions = self.versions.get(name)

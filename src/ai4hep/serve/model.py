@@ -22,7 +22,17 @@ from ai4hep.serve.stats import ModelStats
 from ai4hep.serve.tensors import ONNX, InferError, TensorSpec, config_datatype
 
 INLINE_NS = 100_000
+IDLE_DISPATCH_KEY = "ai4hep.idle_dispatch"  # see ai4hep.serve.batcher
 THREAD_KEYS = ("intra_op_thread_count", "inter_op_thread_count")  # the keys Triton's onnxruntime backend reads
+
+
+def _bool_parameter(config, key: str, where: str, default: bool) -> bool:
+    if key not in config.parameters:
+        return default
+    value = config.parameters[key].string_value.strip().lower()
+    if value not in ("true", "false"):
+        raise UserError(f'{where}: parameter {key} must be "true" or "false", got \'{value}\'')
+    return value == "true"
 
 
 def _int_parameter(config, key: str, where: str) -> int | None:
@@ -115,6 +125,7 @@ class LoadedModel:
             fix = "re-export it with 'ai4hep export triton'"
             raise UserError(f"{path}: onnxruntime cannot load it ({first}); {fix}") from None
         self.max_batch_size = int(self.config.max_batch_size)
+        self.idle_dispatch = _bool_parameter(self.config, IDLE_DISPATCH_KEY, where, True)
         batching = self.max_batch_size > 0
         onnx_in = onnx_tensors(self.session.get_inputs(), where)
         self.inputs = _specs(self.config.input, onnx_in, batching, where, "input")
