@@ -62,8 +62,11 @@ PROTOCOLS = {
     "mlserver": [("grpc", "binary"), ("http", "json")],
     "kserve": [("grpc", "binary"), ("http", "binary")],
     "onnxruntime": [("in-process", "numpy")],
+    "fixed-reply": [("grpc", "binary"), ("http", "binary")],
 }
-SERVERS = ("ai4hep", "onnxruntime", "mlserver", "kserve")
+# fixed-reply (benchmarks/peers/fixed_reply.py) runs no model: the ceiling of a Python server on grpc.aio and aiohttp
+# with this client on this machine, measured at batch 1 only.
+SERVERS = ("ai4hep", "onnxruntime", "mlserver", "kserve", "fixed-reply")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -278,6 +281,13 @@ def start_kserve(onnx: dict[str, str], peers: Path, work: Path) -> Server:
     return Server("kserve", cmd, http, grpc, work / "logs" / "serve-kserve.log")
 
 
+def start_fixed_reply(pools: dict[str, str], outputs: dict[str, str], work: Path) -> Server:
+    http, grpc = free_port(), free_port()
+    cmd = [sys.executable, PEERS_DIR / "fixed_reply.py", "--http-port", http, "--grpc-port", grpc]
+    cmd += [a for m, pool in pools.items() for a in ("--pool", f"{m}={pool}:{outputs[m]}")]
+    return Server("fixed-reply", cmd, http, grpc, work / "logs" / "serve-fixed-reply.log")
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Report
 
@@ -381,7 +391,13 @@ def targets(results: list[Result]) -> list[dict]:
             for peer in ("mlserver", "kserve"):
                 p = _find(results, server=peer, model=base, protocol=c.protocol, batch=1, clients=c.clients)
                 if p:
-                    out.append(_verdict("batch 1: >= 2x the peer's requests/s", r, p, peer, "requests_per_s", 2.0))
+                    v = _verdict("batch 1: >= 2x the peer's requests/s", r, p, peer, "requests_per_s", 2.0)
+                    fixed = _find(
+                        results, server="fixed-reply", model=base, protocol=c.protocol, batch=1, clients=c.clients
+                    )
+                    if fixed:  # the most any server on these libraries reached here, over the same peer
+                        v["ceiling_ratio"] = round(fixed.requests_per_s / p.requests_per_s, 3)
+                    out.append(v)
         if c.model == "part" and c.batch == 256:
             p = _find(results, server="onnxruntime", model="part", batch=256, clients=c.clients)
             if p:
@@ -493,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
                 server, served = start_ai4hep(repo, work), [v for m in models for v in ai4hep_variants(m)]
             elif name == "mlserver":
                 server, served = start_mlserver(onnx, args.peers, work, args.mlserver_workers), models
+            elif name == "fixed-reply":
+                server, served = start_fixed_reply(pools, first_output, work), models
             else:
                 server, served = start_kserve(onnx, args.peers, work), models
             try:
@@ -508,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
             for batch in batches:
                 for n in clients:
                     for name in servers:
+                        if name == "fixed-reply" and batch != 1:
+                            continue
                         if name in running or (name == "onnxruntime" and sessions):
                             plan += cells(name, {m: m}, [batch], [n])
                         if name in running and name == "ai4hep" and batch == 1:
@@ -536,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  {'PASS' if v['pass'] else 'FAIL'}  {v['target']}: {v['model']}, {v['protocol']}, {v['clients']} "
             f"client(s): ai4hep {v['ai4hep']:,} vs {v['peer']} {v['other']:,} = {v['ratio']:.2f}x"
+            + (f" (fixed-reply ceiling {v['ceiling_ratio']:.2f}x)" if "ceiling_ratio" in v else "")
         )
     for failure in failures:
         print(f"  not measured: {failure}")

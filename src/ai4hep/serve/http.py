@@ -168,6 +168,9 @@ class HttpFrontEnd:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_request_bytes, middlewares=[self._guard])
         r = app.router
+        # aiohttp tries routes in order: infer first, as nearly every request is one
+        r.add_post("/v2/models/{model}/infer", self.infer)
+        r.add_post("/v2/models/{model}/versions/{version}/infer", self.infer)
         r.add_get("/v2/health/live", self.live)
         r.add_get("/v2/health/ready", self.ready)
         r.add_get("/v2", self.server_metadata)
@@ -179,7 +182,6 @@ class HttpFrontEnd:
             r.add_get(base + "/ready", self.model_ready)
             r.add_get(base + "/config", self.model_config)
             r.add_get(base + "/stats", self.stats)
-            r.add_post(base + "/infer", self.infer)
         return app
 
     @web.middleware

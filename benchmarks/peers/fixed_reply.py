@@ -1,0 +1,125 @@
+"""The ceiling row of benchmarks/serving_compare.py: a server that runs no model and does no checking.
+
+It speaks just enough of the Open Inference Protocol for the benchmark's client, with the same libraries as
+`ai4hep serve` (grpc.aio and aiohttp): health and model ready over HTTP, and infer over gRPC (raw binary tensors) and
+HTTP (binary tensor extension). Every infer is answered with precomputed bytes: the reference outputs of the pool's
+first `batch` jets, so that the client's check of its first answer passes (later answers are not the right ones).
+What it measures is the most any Python server built on these libraries can reach with this client on this
+machine: the protocol's own cost, with nothing of a model server's work.
+
+    python benchmarks/peers/fixed_reply.py --http-port 8000 --grpc-port 8001 --pool mlp=POOL.npz:probs ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+
+import grpc
+import numpy as np
+from aiohttp import web
+from tritonclient.grpc import service_pb2 as pb
+
+
+class Replies:
+    """Serialized answers per (model, batch size), made on first use from the pool's reference outputs."""
+
+    def __init__(self, pools: dict[str, tuple[np.ndarray, str]]) -> None:
+        self.pools = pools
+        self.grpc: dict[tuple[str, int], bytes] = {}
+        self.http: dict[tuple[str, int], tuple[bytes, int]] = {}
+
+    def _outputs(self, model: str, batch: int) -> tuple[np.ndarray, str]:
+        ref, name = self.pools[model]
+        return np.ascontiguousarray(ref[np.arange(batch) % len(ref)], dtype=np.float32), name
+
+    def grpc_reply(self, model: str, batch: int) -> bytes:
+        key = (model, batch)
+        if key not in self.grpc:
+            out, name = self._outputs(model, batch)
+            reply = pb.ModelInferResponse(model_name=model, model_version="1")
+            reply.outputs.add(name=name, datatype="FP32", shape=out.shape)
+            reply.raw_output_contents.append(out.tobytes())
+            self.grpc[key] = reply.SerializeToString()
+        return self.grpc[key]
+
+    def http_reply(self, model: str, batch: int) -> tuple[bytes, int]:
+        key = (model, batch)
+        if key not in self.http:
+            out, name = self._outputs(model, batch)
+            data = out.tobytes()
+            tensor = {"name": name, "datatype": "FP32", "shape": list(out.shape)}
+            header = json.dumps(
+                {
+                    "model_name": model,
+                    "model_version": "1",
+                    "outputs": [{**tensor, "parameters": {"binary_data_size": len(data)}}],
+                }
+            ).encode()
+            self.http[key] = (header + data, len(header))
+        return self.http[key]
+
+
+def grpc_handler(replies: Replies):
+    async def model_infer(request: bytes, context) -> bytes:
+        r = pb.ModelInferRequest.FromString(request)
+        return replies.grpc_reply(r.model_name, int(r.inputs[0].shape[0]))
+
+    methods = {"ModelInfer": grpc.unary_unary_rpc_method_handler(model_infer)}
+    return grpc.method_handlers_generic_handler("inference.GRPCInferenceService", methods)
+
+
+def http_app(replies: Replies) -> web.Application:
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response()
+
+    async def infer(request: web.Request) -> web.Response:
+        body = await request.read()
+        size = int(request.headers.get("Inference-Header-Content-Length", len(body)))
+        head = json.loads(body[:size])
+        data, header_size = replies.http_reply(request.match_info["model"], int(head["inputs"][0]["shape"][0]))
+        headers = {"Inference-Header-Content-Length": str(header_size)}
+        return web.Response(body=data, headers=headers, content_type="application/octet-stream")
+
+    app = web.Application(client_max_size=1 << 30)
+    app.router.add_get("/v2/health/ready", ok)
+    app.router.add_get("/v2/models/{model}/ready", ok)
+    app.router.add_post("/v2/models/{model}/infer", infer)
+    return app
+
+
+async def serve(replies: Replies, http_port: int, grpc_port: int) -> None:
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 1 << 30)])
+    server.add_generic_rpc_handlers([grpc_handler(replies)])
+    server.add_insecure_port(f"127.0.0.1:{grpc_port}")
+    await server.start()
+    runner = web.AppRunner(http_app(replies), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", http_port).start()
+    print(f"fixed-reply server: HTTP {http_port}, gRPC {grpc_port}", flush=True)
+    try:
+        await server.wait_for_termination()
+    finally:
+        await runner.cleanup()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--http-port", type=int, required=True)
+    ap.add_argument("--grpc-port", type=int, required=True)
+    ap.add_argument("--pool", action="append", default=[], help="MODEL=POOL.npz:OUTPUT (the benchmark's jet pool)")
+    args = ap.parse_args()
+    pools = {}
+    for spec in args.pool:
+        model, rest = spec.split("=", 1)
+        path, output = rest.rsplit(":", 1)
+        with np.load(path) as z:
+            pools[model] = (z["__ref__"], output)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(Replies(pools), args.http_port, args.grpc_port))
+
+
+if __name__ == "__main__":
+    main()
