@@ -15,6 +15,8 @@ from the common start to the last answer, jets/s is requests/s times the batch s
 the client sees it. Every server's first answer is checked against in-process onnxruntime on the same jets.
 
 The client shares the machine's cores with the server, as on the 2-core machine the docs' numbers come from.
+At batch 1 a fixed-reply server (benchmarks/peers/fixed_reply.py: same libraries as ai4hep, no model) gives the
+ceiling that the protocol and this client leave to any Python server.
 
     benchmarks/peers/setup.sh                                           # once: the peers' virtualenvs
     python benchmarks/serving_compare.py --out docs/benchmarks/serving_compare.json
