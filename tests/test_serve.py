@@ -3,6 +3,7 @@ tritonclient (HTTP and gRPC) and with hand-made malformed requests, on models tr
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -62,20 +63,22 @@ def runs(hlf5_dir: Path, flavour_dir: Path, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="module")
 def repository(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """hlf5_mlp: dynamic batching with a 20 ms window; dips: three inputs (jet, objects, bool mask), no batcher;
-    mlp_slow: a hand-edited copy of hlf5_mlp whose batcher always waits 5 s (Triton's way, for the drain test);
-    mlp_idle: the same 5 s window with idle dispatch left on (the default)."""
+    hlf5_mlp and mlp_slow (a hand-edited copy whose window is 5 s, for the drain test) always wait out their window,
+    as Triton does; mlp_idle: the 5 s window with idle dispatch left on (the default)."""
     repo = tmp_path_factory.mktemp("serve") / "models"
     export = ["export", "triton", "--repository", str(repo)]
     assert main([*export, str(runs["mlp"]), "--name", "hlf5_mlp", "--max-queue-delay-us", "20000"]) == 0
+    with open(repo / "hlf5_mlp" / "config.pbtxt", "a") as config:  # always wait (the batching test's premise)
+        config.write('parameters { key: "ai4hep.idle_dispatch" value { string_value: "false" } }\n')
     assert main([*export, str(runs["dips"]), "--name", "dips", "--no-dynamic-batching"]) == 0
     shutil.copytree(repo / "hlf5_mlp", repo / "mlp_slow")
     config = repo / "mlp_slow" / "config.pbtxt"
     text = config.read_text().replace('name: "hlf5_mlp"', 'name: "mlp_slow"')
-    text = text.replace("max_queue_delay_microseconds: 20000", "max_queue_delay_microseconds: 5000000")
-    config.write_text(text + 'parameters { key: "ai4hep.idle_dispatch" value { string_value: "false" } }\n')
+    config.write_text(text.replace("max_queue_delay_microseconds: 20000", "max_queue_delay_microseconds: 5000000"))
     shutil.copytree(repo / "mlp_slow", repo / "mlp_idle")
     config = repo / "mlp_idle" / "config.pbtxt"
-    config.write_text(text.replace('name: "mlp_slow"', 'name: "mlp_idle"'))
+    text = config.read_text().replace('name: "mlp_slow"', 'name: "mlp_idle"')
+    config.write_text(text.replace('parameters { key: "ai4hep.idle_dispatch" value { string_value: "false" } }\n', ""))
     return repo
 
 
@@ -291,6 +294,39 @@ def test_a_lone_client_does_not_wait_for_the_batch_window(server: Server, reposi
     assert stats.inference_count == 4 and stats.execution_count == 4
     queued_s = stats.inference_stats.queue.ns / 1e9
     assert queued_s < 1.0, f"4 sequential requests waited {queued_s:.1f} s in total for a 5 s window"
+
+
+def test_idle_dispatch_still_batches_requests_that_arrive_together(repository: Path, runs) -> None:
+    """Two requests submitted together to an idle model (5 s window, batches of 2): the first yields once before
+    running alone, sees the second arrive, and both run as one batch; a request after that is no longer alone
+    either (concurrency is remembered for a second), so it waits for company."""
+    from ai4hep.serve.batcher import Batcher
+    from ai4hep.serve.engine import load_repository
+
+    model = next(m for m in load_repository(repository, threads=1) if m.name == "mlp_idle")
+    feed = _inputs(runs["mlp"], 3)["jet"]
+    want = _reference(repository, "mlp_idle", {"jet": feed})
+
+    async def scenario() -> list:
+        batcher = Batcher(model, 2, 5_000_000, 1, idle_dispatch=True)
+        try:
+            pair = await asyncio.gather(*(batcher.submit({"jet": feed[i : i + 1]}, 1) for i in range(2)))
+            late = asyncio.ensure_future(batcher.submit({"jet": feed[2:3]}, 1))
+            await asyncio.sleep(0.2)
+            assert not late.done(), "a request within a second of an overlap ran at once"
+            batcher.flushing = True  # as the drain does: dispatch without waiting
+            batcher.wake.set()
+            return [*pair, await late]
+        finally:
+            batcher.task.cancel()
+
+    try:
+        got = asyncio.run(scenario())
+    finally:
+        model.close()
+    for i, out in enumerate(got):
+        np.testing.assert_allclose(out[0][0], want[i], rtol=1e-5, atol=1e-6)
+    assert model.stats.execution_count == 2 and sorted(model.stats.batches) == [1, 2]
 
 
 def test_malformed_requests_get_4xx_and_the_server_keeps_serving(server: Server, runs: dict[str, Path]) -> None:

@@ -33,9 +33,8 @@ CONCURRENCY_MEMORY_NS = 1_000_000_000
 class _Request:
     __slots__ = ("batch", "feed", "future", "key", "start")
 
-    def __init__(self, feed: dict[str, np.ndarray], batch: int, future: asyncio.Future, key: tuple) -> None:
-        self.feed, self.batch, self.future, self.key = feed, batch, future, key
-        self.start = time.perf_counter_ns()
+    def __init__(self, feed: dict[str, np.ndarray], batch: int, future: asyncio.Future, key: tuple, start: int) -> None:
+        self.feed, self.batch, self.future, self.key, self.start = feed, batch, future, key, start
 
 
 class Batcher:
@@ -57,26 +56,43 @@ class Batcher:
         self.task = asyncio.get_running_loop().create_task(self._collect(), name=f"batcher-{model.name}")
 
     async def submit(self, feed: dict[str, np.ndarray], batch: int) -> list[np.ndarray]:
-        future = asyncio.get_running_loop().create_future()
-        key = tuple(feed[name].shape[1:] for name in self.input_names)
-        request = _Request(feed, batch, future, key)
+        start = time.perf_counter_ns()
         if self.inside:
-            self.concurrent_until = request.start + CONCURRENCY_MEMORY_NS
+            self.concurrent_until = start + CONCURRENCY_MEMORY_NS
         self.inside += 1
         try:
-            if not self.pending and not self.slots.locked() and self._delay(request) == 0:
-                # nothing to wait for and nothing ahead: run here, without two hops through the collector
-                await self.slots.acquire()
-                try:
-                    await self._run([request])
-                finally:
-                    self.slots.release()
-                return await future
-            self.pending.append(request)
+            if self.idle_dispatch and start >= self.concurrent_until:
+                # Short runs happen on the loop, start to end, so two requests that arrived together would never
+                # be inside at once: yield once, and whatever arrived with this one shows itself.
+                await asyncio.sleep(0)
+                if start >= self.concurrent_until and not self.pending and not self.slots.locked():
+                    return await self._run_alone(feed, batch, start)
+            future = asyncio.get_running_loop().create_future()
+            key = tuple(feed[name].shape[1:] for name in self.input_names)
+            self.pending.append(_Request(feed, batch, future, key, start))
             self.wake.set()
             return await future
         finally:
             self.inside -= 1
+
+    async def _run_alone(self, feed: dict[str, np.ndarray], batch: int, start: int) -> list[np.ndarray]:
+        """Idle dispatch: nothing to wait for and nothing ahead, so run here, without the collector's two hops."""
+        await self.slots.acquire()
+        try:
+            t1 = time.perf_counter_ns()
+            self.model.stats.queued(t1 - start)
+            outputs = await self.model.execute(feed, batch)
+            t2 = time.perf_counter_ns()
+            self._check_batch_axis(outputs, batch)
+            self.model.stats.executed(batch, 1, 0, t2 - t1, 0)
+            return outputs
+        finally:
+            self.slots.release()
+
+    def _check_batch_axis(self, outputs: list[np.ndarray], total: int) -> None:
+        for name, out in zip(self.model.output_names, outputs, strict=True):
+            if out.shape[:1] != (total,):
+                raise InferError(f"model '{self.model.name}' output '{name}' has no batch axis {out.shape}", "internal")
 
     def _delay(self, first: _Request) -> int:
         """How long the batch led by `first` may wait for company (ns)."""
@@ -152,10 +168,7 @@ class Batcher:
             t1 = time.perf_counter_ns()
             outputs = await self.model.execute(feed, total)
             t2 = time.perf_counter_ns()
-            for name, out in zip(self.model.output_names, outputs, strict=True):
-                if out.shape[:1] != (total,):
-                    problem = f"model '{self.model.name}' output '{name}' has no batch axis {out.shape}"
-                    raise InferError(problem, "internal")
+            self._check_batch_axis(outputs, total)
             start = 0
             for r in batch:
                 if not r.future.done():
