@@ -68,17 +68,14 @@ def repository(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
     repo = tmp_path_factory.mktemp("serve") / "models"
     export = ["export", "triton", "--repository", str(repo)]
     assert main([*export, str(runs["mlp"]), "--name", "hlf5_mlp", "--max-queue-delay-us", "20000"]) == 0
-    with open(repo / "hlf5_mlp" / "config.pbtxt", "a") as config:  # always wait (the batching test's premise)
-        config.write('parameters { key: "ai4hep.idle_dispatch" value { string_value: "false" } }\n')
     assert main([*export, str(runs["dips"]), "--name", "dips", "--no-dynamic-batching"]) == 0
-    shutil.copytree(repo / "hlf5_mlp", repo / "mlp_slow")
-    config = repo / "mlp_slow" / "config.pbtxt"
-    text = config.read_text().replace('name: "hlf5_mlp"', 'name: "mlp_slow"')
-    config.write_text(text.replace("max_queue_delay_microseconds: 20000", "max_queue_delay_microseconds: 5000000"))
-    shutil.copytree(repo / "mlp_slow", repo / "mlp_idle")
-    config = repo / "mlp_idle" / "config.pbtxt"
-    text = config.read_text().replace('name: "mlp_slow"', 'name: "mlp_idle"')
-    config.write_text(text.replace('parameters { key: "ai4hep.idle_dispatch" value { string_value: "false" } }\n', ""))
+    exported = (repo / "hlf5_mlp" / "config.pbtxt").read_text()
+    slow = exported.replace("max_queue_delay_microseconds: 20000", "max_queue_delay_microseconds: 5000000")
+    always_wait = 'parameters { key: "ai4hep.idle_dispatch" value { string_value: "false" } }\n'
+    for name, text in (("mlp_slow", slow + always_wait), ("mlp_idle", slow), ("hlf5_mlp", exported + always_wait)):
+        if name != "hlf5_mlp":
+            shutil.copytree(repo / "hlf5_mlp", repo / name)
+        (repo / name / "config.pbtxt").write_text(text.replace('name: "hlf5_mlp"', f'name: "{name}"'))
     return repo
 
 

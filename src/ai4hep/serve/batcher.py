@@ -61,44 +61,31 @@ class Batcher:
             self.concurrent_until = start + CONCURRENCY_MEMORY_NS
         self.inside += 1
         try:
-            if self.idle_dispatch and start >= self.concurrent_until:
+            future = asyncio.get_running_loop().create_future()
+            key = tuple(feed[name].shape[1:] for name in self.input_names)
+            request = _Request(feed, batch, future, key, start)
+            if self._lone(start):
                 # Short runs happen on the loop, start to end, so two requests that arrived together would never
                 # be inside at once: yield once, and whatever arrived with this one shows itself.
                 await asyncio.sleep(0)
-                if start >= self.concurrent_until and not self.pending and not self.slots.locked():
-                    return await self._run_alone(feed, batch, start)
-            future = asyncio.get_running_loop().create_future()
-            key = tuple(feed[name].shape[1:] for name in self.input_names)
-            self.pending.append(_Request(feed, batch, future, key, start))
+                if self._lone(start) and not self.pending and not self.slots.locked():
+                    # nothing to wait for and nothing ahead: run here, without the collector's two hops
+                    await self.slots.acquire()
+                    await self._execute([request])
+                    return await future
+            self.pending.append(request)
             self.wake.set()
             return await future
         finally:
             self.inside -= 1
 
-    async def _run_alone(self, feed: dict[str, np.ndarray], batch: int, start: int) -> list[np.ndarray]:
-        """Idle dispatch: nothing to wait for and nothing ahead, so run here, without the collector's two hops."""
-        await self.slots.acquire()
-        try:
-            t1 = time.perf_counter_ns()
-            self.model.stats.queued(t1 - start)
-            outputs = await self.model.execute(feed, batch)
-            t2 = time.perf_counter_ns()
-            self._check_batch_axis(outputs, batch)
-            self.model.stats.executed(batch, 1, 0, t2 - t1, 0)
-            return outputs
-        finally:
-            self.slots.release()
-
-    def _check_batch_axis(self, outputs: list[np.ndarray], total: int) -> None:
-        for name, out in zip(self.model.output_names, outputs, strict=True):
-            if out.shape[:1] != (total,):
-                raise InferError(f"model '{self.model.name}' output '{name}' has no batch axis {out.shape}", "internal")
+    def _lone(self, start: int) -> bool:
+        """Idle dispatch applies to a request that arrived at `start`: no overlap seen in the last second."""
+        return self.idle_dispatch and start >= self.concurrent_until
 
     def _delay(self, first: _Request) -> int:
         """How long the batch led by `first` may wait for company (ns)."""
-        if self.idle_dispatch and first.start >= self.concurrent_until:
-            return 0
-        return self.delay_ns
+        return 0 if self._lone(first.start) else self.delay_ns
 
     def _ready(self, key: tuple) -> int:
         """Items that the batch led by a request with `key` could take now."""
@@ -168,7 +155,10 @@ class Batcher:
             t1 = time.perf_counter_ns()
             outputs = await self.model.execute(feed, total)
             t2 = time.perf_counter_ns()
-            self._check_batch_axis(outputs, total)
+            for name, out in zip(self.model.output_names, outputs, strict=True):
+                if out.shape[:1] != (total,):
+                    problem = f"model '{self.model.name}' output '{name}' has no batch axis {out.shape}"
+                    raise InferError(problem, "internal")
             start = 0
             for r in batch:
                 if not r.future.done():

@@ -15,7 +15,15 @@ from tritonclient.grpc import service_pb2_grpc
 
 from ai4hep import __version__
 from ai4hep.serve.engine import EXTENSIONS, SERVER_NAME, Engine
-from ai4hep.serve.tensors import CONTENTS, InferError, check_complete, check_input, from_buffer, from_values
+from ai4hep.serve.tensors import (
+    CONTENTS,
+    InferError,
+    check_complete,
+    check_input,
+    from_buffer,
+    from_values,
+    output_index,
+)
 
 CODES = {
     "invalid": grpc.StatusCode.INVALID_ARGUMENT,
@@ -143,14 +151,7 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             await self._fail(context, exc)
         try:
             feed, batch = decode(model, request)
-            chosen = range(len(model.outputs))
-            if request.outputs:
-                names = [o.name for o in request.outputs]
-                bad = [n for n in names if n not in model.output_map]
-                if bad:
-                    have = ", ".join(model.output_names)
-                    raise InferError(f"model '{model.name}' has no output {bad[0]!r}; it has {have}")
-                chosen = [model.output_names.index(n) for n in names]
+            chosen = [output_index(model, o.name) for o in request.outputs] or range(len(model.outputs))
             outputs = await self.engine.infer(model, feed, batch, start)
         except InferError as exc:
             model.stats.request_failed(start)

@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from ai4hep import __version__
 from ai4hep.serve import metrics
 from ai4hep.serve.engine import EXTENSIONS, SERVER_NAME, Engine
-from ai4hep.serve.tensors import InferError, check_complete, check_input, from_buffer, from_values
+from ai4hep.serve.tensors import InferError, check_complete, check_input, from_buffer, from_values, output_index
 
 STATUS = {
     "invalid": 400,
@@ -79,13 +79,11 @@ def _requested(model, request: dict) -> list[tuple[int, bool]]:
         raise InferError("'outputs' must be a list of {\"name\": ...} objects")
     chosen = []
     for o in wanted:
-        name = o.get("name") if isinstance(o, dict) else None
-        if name not in model.output_map:
-            raise InferError(f"model '{model.name}' has no output {name!r}; it has {', '.join(model.output_names)}")
+        index = output_index(model, o.get("name") if isinstance(o, dict) else None)
         p = o.get("parameters") or {}
         if "classification" in p:
             raise InferError("the classification extension is not supported; request the output tensor", "unsupported")
-        chosen.append((model.output_names.index(name), bool(p.get("binary_data", default))))
+        chosen.append((index, bool(p.get("binary_data", default))))
     return chosen
 
 

@@ -131,6 +131,13 @@ def check_input(model, feed: dict, name, datatype, shape, batch: int | None) -> 
     return spec, n
 
 
+def output_index(model, name) -> int:
+    """Where a requested output stands in the model's outputs, whatever the protocol."""
+    if name not in model.output_map:
+        raise InferError(f"model '{model.name}' has no output {name!r}; it has {', '.join(model.output_names)}")
+    return model.output_names.index(name)
+
+
 def check_complete(model, feed: dict) -> None:
     missing = [s.name for s in model.inputs if s.name not in feed]
     if missing:
