@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 from ai4hep import __version__
 from ai4hep.data.cards import get_card
 from ai4hep.data.generate.detector import PRESETS, reconstruct
-from ai4hep.data.generate.jets import build_arrays
+from ai4hep.data.generate.jets import build_arrays, clustering_window
 from ai4hep.data.generate.pythia import Generator, pythia_seed
 from ai4hep.data.schema import write_atomic
 from ai4hep.data.shards import generate, process_quotas
@@ -41,7 +41,7 @@ def _pipeline_loop(card, p: int, seed: int, n_jets: int) -> tuple[dict[str, floa
         t0 = time.perf_counter()
         batch = gen.next_batch(min(200, max(4, 2 * (n_jets - have))))
         t1 = time.perf_counter()
-        reco = reconstruct(batch, gen, det, rng)
+        reco = reconstruct(batch, gen, det, rng, abs_y_max=clustering_window(card))
         t2 = time.perf_counter()
         arrays = build_arrays(batch, reco, card, p, events)
         t3 = time.perf_counter()

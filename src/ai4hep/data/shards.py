@@ -23,7 +23,7 @@ from ai4hep.atomic import atomic_path
 from ai4hep.data import schema
 from ai4hep.data.cards import DatasetCard, get_card
 from ai4hep.data.generate.detector import PRESETS, DetectorConfig, PileUp, reconstruct
-from ai4hep.data.generate.jets import build_arrays
+from ai4hep.data.generate.jets import build_arrays, clustering_window
 from ai4hep.data.generate.pythia import Generator, pythia_seed
 from ai4hep.errors import UserError
 
@@ -88,12 +88,13 @@ def _generate_process(
         pileup = PileUp(detector.pileup_mu, pythia_seed(task.seed, task.index, p, 2), card.common_settings)
     pieces: list[dict[str, np.ndarray]] = []
     have, events, rate = 0, 0, 0.5
+    window = clustering_window(card)
     while have < quota:
         if events >= MAX_EVENTS_WITHOUT_JET and have == 0:
             raise RuntimeError(f"process '{process.name}' gave no selected jet in {events} events; check its card")
         n_events = int(np.clip(np.ceil((quota - have) / max(rate, 0.01) * 1.1), 4, 200))
         batch = gen.next_batch(n_events)
-        reco = reconstruct(batch, gen, detector, rng, pileup)
+        reco = reconstruct(batch, gen, detector, rng, pileup, abs_y_max=window)
         arrays = build_arrays(batch, reco, card, p, events)
         events += batch.n_events
         take = min(quota - have, len(arrays["jets"]))

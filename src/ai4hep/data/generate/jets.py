@@ -28,6 +28,13 @@ def _antikt(radius: float) -> fastjet.JetDefinition:
 CLUSTER_Y_MARGIN = 1.0
 
 
+def clustering_window(card: DatasetCard) -> float:
+    """|y| beyond which no object can join a selected jet: objects further than R + CLUSTER_Y_MARGIN in rapidity
+    beyond the jet window (anti-kT merges only within R of a jet's current axis, and a hard jet's axis does not wander
+    a unit of rapidity). The detector and the clustering leave out everything beyond it."""
+    return card.jets.abs_eta_max + card.jets.radius + CLUSTER_Y_MARGIN
+
+
 @dataclass
 class _Objects:
     """The four-momenta handed to the clustering, grouped by event."""
@@ -146,11 +153,9 @@ def cluster_and_select(reco: RecoObjects, card: DatasetCard) -> Jets:
     Selected jets come ordered by event, then by decreasing pT; constituents by ascending index."""
     sel = card.jets
     _silence_banner()
-    # Objects further than R + CLUSTER_Y_MARGIN in rapidity beyond the jet window cannot join a selected jet (anti-kT
-    # merges only within R of a jet's current axis, and a hard jet's axis does not wander a unit of rapidity), so
-    # they are left out of the clustering: ~20% fewer objects, the same selected jets.
+    # Objects outside the clustering window cannot join a selected jet: left out, the same selected jets.
     y = rapidity(reco.pz, reco.e)
-    inside = np.abs(y) < sel.abs_eta_max + sel.radius + CLUSTER_Y_MARGIN
+    inside = np.abs(y) < clustering_window(card)
     kept = np.flatnonzero(inside)
     counts = np.bincount(np.repeat(np.arange(reco.n_events), np.diff(reco.offsets))[kept], minlength=reco.n_events)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)

@@ -1,8 +1,8 @@
 """Jet substructure: N-subjettiness, soft-drop mass and energy-correlation functions.
 
-N-subjettiness and soft drop use FastJet's C++ (fjcontrib) through its vectorised interface over all jets of a
-batch; the energy-correlation functions e2 and e3 use an O(n^3) matrix product in numpy (BLAS), and the generalised
-ones of the hls4ml set (M2, N2) use FastJet's EnergyCorrelatorGeneralized.
+The compiled helper (native/fjbatch.cpp) computes all of them per batch of jets in C++. Without it, N-subjettiness and
+soft drop use FastJet's vectorised Python interface (fjcontrib), the energy-correlation functions e2 and e3 an O(n^3)
+matrix product in numpy, and the generalised ones of the hls4ml set (M2, N2) FastJet's EnergyCorrelatorGeneralized.
 """
 
 from __future__ import annotations
@@ -47,11 +47,12 @@ def _per_jet_awkward(counts: np.ndarray, px, py, pz, e) -> ak.Array:
     return ak.unflatten(rec, counts)
 
 
-def _native_groom(counts: np.ndarray, px, py, pz, e, radius: float, hlf5: bool):
+def _native_groom(counts: np.ndarray, px, py, pz, e, radius: float, hlf5: bool, betas: tuple[float, ...]):
     lib = native.library()
     n_jets = len(counts)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     mass_sd, taus, ecfg = np.zeros(n_jets), np.zeros((n_jets, 3)), np.zeros((n_jets, 6))
+    e2, e3, zlogz = np.zeros((n_jets, len(betas))), np.zeros((n_jets, len(betas))), np.zeros(n_jets)
     lib.ai4hep_substructure(
         native.f64(px),
         native.f64(py),
@@ -66,19 +67,45 @@ def _native_groom(counts: np.ndarray, px, py, pz, e, radius: float, hlf5: bool):
         native.f64(mass_sd),
         native.f64(taus),
         native.f64(ecfg),
+        len(betas),
+        native.f64(np.asarray(betas, dtype=np.float64)),
+        native.f64(e2),
+        native.f64(e3),
+        native.f64(zlogz),
     )
-    return mass_sd, taus, ecfg if hlf5 else None
+    correlators = {b: (e2[:, k], e3[:, k]) for k, b in enumerate(betas)}
+    return mass_sd, taus, ecfg if hlf5 else None, correlators, zlogz
 
 
-def _python_groom(counts: np.ndarray, px, py, pz, e, radius: float, hlf5: bool):
+def _python_correlators(counts: np.ndarray, px, py, pz, e, betas: tuple[float, ...]):
+    n_jets = len(counts)
+    pt = np.hypot(px, py)
+    y = rapidity(pz, e)
+    phi = np.arctan2(py, px)
+    stops = np.cumsum(counts)
+    starts = stops - counts
+    e2 = {b: np.zeros(n_jets) for b in betas}
+    e3 = {b: np.zeros(n_jets) for b in betas}
+    zlogz = np.zeros(n_jets)
+    for j in range(n_jets):
+        s = slice(starts[j], stops[j])
+        z = pt[s] / pt[s].sum()
+        for beta, (v2, v3) in ecf_e2_e3(z, y[s], phi[s], betas).items():
+            e2[beta][j], e3[beta][j] = v2, v3
+        zlogz[j] = float(np.sum(z * np.log(np.maximum(z, 1e-300))))
+    return {b: (e2[b], e3[b]) for b in betas}, zlogz
+
+
+def _python_groom(counts: np.ndarray, px, py, pz, e, radius: float, hlf5: bool, betas: tuple[float, ...]):
     n_jets = len(counts)
     jets = _per_jet_awkward(counts, px, py, pz, e)
     cs = fastjet.ClusterSequence(jets, fastjet.JetDefinition(fastjet.cambridge_algorithm, 10.0))
     taus = ak.to_numpy(cs.njettiness(njets=[1, 2, 3], beta=1.0, R0=radius)).reshape(n_jets, 3)
     groomed = cs.exclusive_jets_softdrop_grooming(njets=1, beta=SOFT_DROP_BETA, symmetry_cut=SOFT_DROP_ZCUT, R0=radius)
     mass_sd = np.nan_to_num(ak.to_numpy(groomed.msoftdrop).astype(np.float64))
+    correlators, zlogz = _python_correlators(counts, px, py, pz, e, betas)
     if not hlf5:
-        return mass_sd, taus, None
+        return mass_sd, taus, None, correlators, zlogz
 
     def generalized(npoint: int, angles: int, beta: float) -> np.ndarray:
         values = cs.exclusive_jets_energy_correlator(
@@ -87,7 +114,7 @@ def _python_groom(counts: np.ndarray, px, py, pz, e, radius: float, hlf5: bool):
         return np.asarray(ak.to_numpy(values), dtype=np.float64).reshape(-1)
 
     ecfg = np.stack([generalized(n, a, b) for b in (1.0, 2.0) for n, a in ((2, 1), (3, 1), (3, 2))], axis=1)
-    return mass_sd, taus, ecfg
+    return mass_sd, taus, ecfg, correlators, zlogz
 
 
 def substructure(
@@ -107,28 +134,14 @@ def substructure(
         return {k: np.zeros(0) for k in names}
     counts = np.bincount(jet_of, minlength=n_jets)
     groom = _native_groom if native.library() is not None else _python_groom
-    mass_sd, taus, ecfg = groom(counts, px, py, pz, e, radius, hlf5)
+    betas = (0.0, 1.0, 2.0) if hlf5 else (1.0,)
+    mass_sd, taus, ecfg, correlators, zlogz = groom(counts, px, py, pz, e, radius, hlf5, betas)
     out["tau1"], out["tau2"], out["tau3"] = taus[:, 0], taus[:, 1], taus[:, 2]
     out["tau21"] = _safe_ratio(taus[:, 1], taus[:, 0])
     out["tau32"] = _safe_ratio(taus[:, 2], taus[:, 1])
     out["mass_sd"] = mass_sd
-
-    pt = np.hypot(px, py)
-    y = rapidity(pz, e)
-    phi = np.arctan2(py, px)
-    stops = np.cumsum(counts)
-    starts = stops - counts
-    betas = (0.0, 1.0, 2.0) if hlf5 else (1.0,)
-    e2 = {b: np.zeros(n_jets) for b in betas}
-    e3 = {b: np.zeros(n_jets) for b in betas}
-    zlogz = np.zeros(n_jets)
-    for j in range(n_jets):
-        s = slice(starts[j], stops[j])
-        z = pt[s] / pt[s].sum()
-        for beta, (v2, v3) in ecf_e2_e3(z, y[s], phi[s], betas).items():
-            e2[beta][j], e3[beta][j] = v2, v3
-        if hlf5:
-            zlogz[j] = float(np.sum(z * np.log(np.maximum(z, 1e-300))))
+    e2 = {b: v[0] for b, v in correlators.items()}
+    e3 = {b: v[1] for b, v in correlators.items()}
     out["c2"] = _safe_ratio(e3[1.0], e2[1.0] ** 2)
     out["d2"] = _safe_ratio(e3[1.0], e2[1.0] ** 3)
     if hlf5:

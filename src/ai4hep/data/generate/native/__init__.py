@@ -54,6 +54,11 @@ def _load() -> ctypes.CDLL | None:
         _F64,
         _F64,
         _F64,
+        ctypes.c_int64,
+        _F64,
+        _F64,
+        _F64,
+        _F64,
     ]
     return lib
 

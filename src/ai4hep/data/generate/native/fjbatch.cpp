@@ -18,36 +18,77 @@ using fastjet::PseudoJet;
 
 namespace {
 
-// The generalised energy correlators of the hls4ml set in one pass over pairs and triplets (fjcontrib's
-// EnergyCorrelatorGeneralized computes each one in its own O(n^3) pass): z_i = pT_i / sum_j pT_j, angles dR in (y, phi),
-// 1e2 = sum z_i z_j dR^b; 1e3 = sum z_i z_j z_k min(dR)^b; 2e3 = sum z_i z_j z_k (product of the two smallest dR)^b.
-void generalized_ecfs(const std::vector<PseudoJet>& particles, double jet_pt, double* out) {
+// Pairwise angles dR_ij in (y, phi) of a jet's constituents, row-major n x n, zero on the diagonal.
+std::vector<double> pair_angles(const std::vector<PseudoJet>& particles) {
   const size_t n = particles.size();
-  std::vector<double> z(n), dr(n * n, 0.0);
-  for (size_t i = 0; i < n; ++i) z[i] = particles[i].perp() / jet_pt;
+  std::vector<double> dr(n * n, 0.0);
   for (size_t i = 0; i < n; ++i)
     for (size_t j = i + 1; j < n; ++j) dr[i * n + j] = dr[j * n + i] = std::sqrt(particles[i].squared_distance(particles[j]));
-  double e2_1 = 0, e2_2 = 0, e3min_1 = 0, e3min_2 = 0, e3two_1 = 0, e3two_2 = 0;
+  return dr;
+}
+
+// The correlators of the hls4ml set in one pass over pairs and triplets, with z_i = pT_i / sum_j pT_j and angles dR in
+// (y, phi): e2 = sum z_i z_j dR^b and e3 = sum z_i z_j z_k (dR_ij dR_ik dR_jk)^b for b = 0, 1, 2 (b = 0: 1 for distinct
+// directions), and the generalised ones (fjcontrib's EnergyCorrelatorGeneralized computes each in its own O(n^3) pass):
+// 1e2 = e2, 1e3 = sum z_i z_j z_k min(dR)^b, 2e3 = sum z_i z_j z_k (product of the two smallest dR)^b, for b = 1, 2.
+// The innermost loop runs over k along two contiguous rows of dR, branch-free, so the compiler vectorises it.
+void hlf5_correlators(const std::vector<double>& z, const std::vector<double>& dr, double* e2, double* e3,
+                      double* ecfg) {
+  const size_t n = z.size();
+  double e2_0 = 0, e2_1 = 0, e2_2 = 0, e3_0 = 0, e3_1 = 0, e3_2 = 0;
+  double min_1 = 0, min_2 = 0, two_1 = 0, two_2 = 0;
   for (size_t i = 0; i < n; ++i) {
+    const double* di = &dr[i * n];
     for (size_t j = i + 1; j < n; ++j) {
-      const double zij = z[i] * z[j], dij = dr[i * n + j];
-      e2_1 += zij * dij;
-      e2_2 += zij * dij * dij;
+      const double* dj = &dr[j * n];
+      const double zij = z[i] * z[j], a = di[j];
+      e2_0 += a > 0.0 ? zij : 0.0;
+      e2_1 += zij * a;
+      e2_2 += zij * a * a;
+      double s0 = 0, s1 = 0, s2 = 0, m1 = 0, m2 = 0, t1 = 0, t2 = 0;
       for (size_t k = j + 1; k < n; ++k) {
-        double a = dij, b = dr[i * n + k], c = dr[j * n + k];
-        if (a > b) std::swap(a, b);
-        if (b > c) std::swap(b, c);
-        if (a > b) std::swap(a, b);
-        const double w = zij * z[k];
-        e3min_1 += w * a;
-        e3min_2 += w * a * a;
-        e3two_1 += w * a * b;
-        e3two_2 += w * a * a * b * b;
+        const double b = di[k], c = dj[k], w = z[k];
+        const double lo = std::min(a, std::min(b, c));
+        const double mid = std::max(std::min(a, b), std::min(std::max(a, b), c));
+        const double p = a * b * c, two = lo * mid;
+        s0 += lo > 0.0 ? w : 0.0;
+        s1 += w * p;
+        s2 += w * p * p;
+        m1 += w * lo;
+        m2 += w * lo * lo;
+        t1 += w * two;
+        t2 += w * two * two;
       }
+      e3_0 += zij * s0; e3_1 += zij * s1; e3_2 += zij * s2;
+      min_1 += zij * m1; min_2 += zij * m2; two_1 += zij * t1; two_2 += zij * t2;
     }
   }
-  out[0] = e2_1; out[1] = e3min_1; out[2] = e3two_1;
-  out[3] = e2_2; out[4] = e3min_2; out[5] = e3two_2;
+  e2[0] = e2_0; e2[1] = e2_1; e2[2] = e2_2;
+  e3[0] = e3_0; e3[1] = e3_1; e3[2] = e3_2;
+  ecfg[0] = e2_1; ecfg[1] = min_1; ecfg[2] = two_1;
+  ecfg[3] = e2_2; ecfg[4] = min_2; ecfg[5] = two_2;
+}
+
+// e2 and e3 (as above) for one angular exponent beta: the C2 and D2 of every dataset.
+void ecf_e2_e3(const std::vector<double>& z, const std::vector<double>& dr, double beta, double* e2_out,
+               double* e3_out) {
+  const size_t n = z.size();
+  std::vector<double> t(n * n), w(n);
+  for (size_t i = 0; i < n * n; ++i) t[i] = beta == 0.0 ? (dr[i] > 0.0 ? 1.0 : 0.0) : std::pow(dr[i], beta);
+  double e2 = 0, e3 = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double* ti = &t[i * n];
+    for (size_t k = 0; k < n; ++k) w[k] = z[k] * ti[k];
+    for (size_t j = i + 1; j < n; ++j) {
+      const double* tj = &t[j * n];
+      double s = 0;
+      for (size_t k = j + 1; k < n; ++k) s += w[k] * tj[k];
+      e2 += z[i] * w[j];
+      e3 += z[i] * w[j] * s;
+    }
+  }
+  *e2_out = e2;
+  *e3_out = e3;
 }
 
 }  // namespace
@@ -60,7 +101,8 @@ extern "C" {
 int64_t ai4hep_cluster(const double* px, const double* py, const double* pz, const double* e, const int64_t* offsets,
                        int64_t n_events, double radius, double pt_min, int64_t jet_capacity, int64_t const_capacity,
                        double* jet_p4, int64_t* jet_evt, int64_t* const_offsets, int64_t* const_local) {
-  JetDefinition definition(fastjet::antikt_algorithm, radius);
+  // N2MinHeapTiled: the same clustering sequence as FastJet's default choice, ~10% faster for a few hundred objects.
+  JetDefinition definition(fastjet::antikt_algorithm, radius, fastjet::E_scheme, fastjet::N2MinHeapTiled);
   int64_t n_jets = 0, n_consts = 0;
   const_offsets[0] = 0;
   std::vector<PseudoJet> particles;
@@ -93,11 +135,13 @@ int64_t ai4hep_cluster(const double* px, const double* py, const double* pz, con
 }
 
 // Per jet (constituents jets[offsets[j]:offsets[j+1]]): soft-drop mass (C/A reclustering), N-subjettiness tau1..3
-// (one-pass kT axes, normalised measure, beta=1, R0), and optionally the generalised energy correlators of the hls4ml
-// feature set: ecfg[6*j + k] = {1e2 b=1, 1e3 b=1, 2e3 b=1, 1e2 b=2, 1e3 b=2, 2e3 b=2} (see generalized_ecfs).
+// (one-pass kT axes, normalised measure, beta=1, R0), the correlators e2, e3 for each of the n_betas angular exponents
+// (e2[n_betas*j + b], e3[n_betas*j + b]) and sum z log z; with with_ecfg, the hls4ml feature set, where betas must be
+// {0, 1, 2}, and its generalised correlators ecfg[6*j + k] = {1e2, 1e3, 2e3 for b=1, then b=2} (see hlf5_correlators).
 void ai4hep_substructure(const double* px, const double* py, const double* pz, const double* e, const int64_t* offsets,
                          int64_t n_jets, double r0, double sd_beta, double sd_zcut, int with_ecfg, double* mass_sd,
-                         double* tau, double* ecfg) {
+                         double* tau, double* ecfg, int64_t n_betas, const double* betas, double* e2, double* e3,
+                         double* zlogz) {
   JetDefinition ca(fastjet::cambridge_algorithm, JetDefinition::max_allowable_R);
   fastjet::contrib::SoftDrop soft_drop(sd_beta, sd_zcut, r0);
   fastjet::contrib::NormalizedMeasure measure(1.0, r0);
@@ -108,6 +152,7 @@ void ai4hep_substructure(const double* px, const double* py, const double* pz, c
   fastjet::contrib::Nsubjettiness tau2(2, fastjet::contrib::OnePass_Manual_Axes(), measure);
   fastjet::contrib::Nsubjettiness tau3(3, fastjet::contrib::OnePass_Manual_Axes(), measure);
   std::vector<PseudoJet> particles;
+  std::vector<double> z;
   for (int64_t j = 0; j < n_jets; ++j) {
     particles.clear();
     for (int64_t i = offsets[j]; i < offsets[j + 1]; ++i) particles.emplace_back(px[i], py[i], pz[i], e[i]);
@@ -122,10 +167,20 @@ void ai4hep_substructure(const double* px, const double* py, const double* pz, c
       taus[n - 1]->setAxes(seeds);
       tau[3 * j + n - 1] = (*taus[n - 1])(jet);
     }
+    double scalar_pt = 0;
+    for (const PseudoJet& p : particles) scalar_pt += p.perp();
+    z.assign(particles.size(), 0.0);
+    double zz = 0;
+    for (size_t i = 0; i < particles.size(); ++i) {
+      z[i] = particles[i].perp() / scalar_pt;
+      if (z[i] > 0) zz += z[i] * std::log(z[i]);
+    }
+    zlogz[j] = zz;
+    const std::vector<double> dr = pair_angles(particles);
     if (with_ecfg) {
-      double scalar_pt = 0;
-      for (const PseudoJet& p : particles) scalar_pt += p.perp();
-      generalized_ecfs(particles, scalar_pt, ecfg + 6 * j);
+      hlf5_correlators(z, dr, e2 + 3 * j, e3 + 3 * j, ecfg + 6 * j);
+    } else {
+      for (int64_t b = 0; b < n_betas; ++b) ecf_e2_e3(z, dr, betas[b], e2 + n_betas * j + b, e3 + n_betas * j + b);
     }
   }
 }
