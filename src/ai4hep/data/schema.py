@@ -122,6 +122,11 @@ def content_hash(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+# Level 1 writes ~25% faster than level 4 for 5-7% larger shards (measured on top and flavour shards); reading
+# (inflate) costs the same at any level.
+GZIP_LEVEL = 1
+
+
 def _chunks(arr: np.ndarray) -> tuple[int, ...] | None:
     if arr.shape[0] == 0:
         return None
@@ -141,7 +146,7 @@ def write_atomic(path: Path, arrays: dict[str, np.ndarray], attrs: dict[str, str
                     data=arr,
                     chunks=_chunks(arr),
                     compression="gzip" if arr.shape[0] else None,
-                    compression_opts=4 if arr.shape[0] else None,
+                    compression_opts=GZIP_LEVEL if arr.shape[0] else None,
                     shuffle=bool(arr.shape[0]),
                     track_times=False,
                 )

@@ -224,9 +224,10 @@ def _impact_parameters(p: _Particles) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return d0, z0, uy, -ux
 
 
-def _calorimeter(p: _Particles, cfg: DetectorConfig, n_events: int, rng: np.random.Generator) -> dict:
+def _calorimeter(
+    p: _Particles, cfg: DetectorConfig, n_events: int, rng: np.random.Generator, eta: np.ndarray, phi: np.ndarray
+) -> dict:
     """Bin energies into eta-phi cells per event, smear each cell, apply thresholds; cells are massless."""
-    _, eta, phi = _pt_eta_phi(p.px, p.py, p.pz)
     inside = np.abs(eta) < cfg.calo_abs_eta_max
     p, eta, phi = p.take(np.flatnonzero(inside)), eta[inside], phi[inside]
     apid = np.abs(p.pid)
@@ -277,8 +278,9 @@ def _calorimeter(p: _Particles, cfg: DetectorConfig, n_events: int, rng: np.rand
     )
 
 
-def _tracks(p: _Particles, cfg: DetectorConfig, smear: bool, rng: np.random.Generator) -> dict:
-    pt, eta, _ = _pt_eta_phi(p.px, p.py, p.pz)
+def _tracks(
+    p: _Particles, cfg: DetectorConfig, smear: bool, rng: np.random.Generator, pt: np.ndarray, eta: np.ndarray
+) -> dict:
     d0, z0, nx, ny = _impact_parameters(p)
     d0err, z0err = ip_resolution(pt, eta, cfg)
     px, py, pz, e = p.px, p.py, p.pz, p.e
@@ -337,19 +339,20 @@ def reconstruct(
         if extra is not None:
             parts = _Particles.concat([parts, extra.within(abs_y_max)])
     charged = parts.charge != 0
+    pt, eta, phi = _pt_eta_phi(parts.px, parts.py, parts.pz)  # once: every step below takes rows of these
     if not cfg.enabled:
-        trk = _tracks(parts.take(np.flatnonzero(charged)), cfg, smear=False, rng=rng)
-        neutral = parts.take(np.flatnonzero(~charged))
-        neu = _tracks(neutral, cfg, smear=False, rng=rng)
+        ch, ne = np.flatnonzero(charged), np.flatnonzero(~charged)
+        trk = _tracks(parts.take(ch), cfg, smear=False, rng=rng, pt=pt[ch], eta=eta[ch])
+        neu = _tracks(parts.take(ne), cfg, smear=False, rng=rng, pt=pt[ne], eta=eta[ne])
         neu["is_track"][:] = False
         for k in ("d0", "z0", "d0err", "z0err"):
             neu[k] = np.zeros_like(neu[k])
         return _group([trk, neu], batch.n_events)
-    pt, eta, _ = _pt_eta_phi(parts.px, parts.py, parts.pz)
     in_tracker = charged & (np.abs(eta) < cfg.track_abs_eta_max) & (pt > cfg.track_pt_min)
     found = in_tracker & (rng.random(len(pt)) < _track_efficiency(pt, eta, parts.pid, cfg))
     is_muon = np.abs(parts.pid) == 13
     to_calo = ~found & ~is_muon
-    trk = _tracks(parts.take(np.flatnonzero(found)), cfg, smear=True, rng=rng)
-    cells = _calorimeter(parts.take(np.flatnonzero(to_calo)), cfg, batch.n_events, rng)
+    f, c = np.flatnonzero(found), np.flatnonzero(to_calo)
+    trk = _tracks(parts.take(f), cfg, smear=True, rng=rng, pt=pt[f], eta=eta[f])
+    cells = _calorimeter(parts.take(c), cfg, batch.n_events, rng, eta=eta[c], phi=phi[c])
     return _group([trk, cells], batch.n_events)

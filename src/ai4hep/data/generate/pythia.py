@@ -7,6 +7,7 @@ import ctypes
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -35,8 +36,9 @@ class EventBatch:
     def n_events(self) -> int:
         return len(self.offsets) - 1
 
-    @property
+    @cached_property
     def event_index(self) -> np.ndarray:
+        """Event number of every particle (computed once: the detector and the truth labels all ask for it)."""
         return np.repeat(np.arange(self.n_events), np.diff(self.offsets))
 
 
