@@ -71,3 +71,26 @@ def test_particle_order_does_not_matter(top_shards: Path, name: str) -> None:
         a = jet_logits(model(**model_inputs(model, batch)))[keep]
         b = jet_logits(model(**model_inputs(model, shuffled)))[keep]
     assert keep.any() and torch.allclose(a, b, atol=1e-4)
+
+
+def test_part_pair_bias_same_on_real_pairs_in_training_and_evaluation(top_shards: Path) -> None:
+    """ParT's pair embedding runs over real pairs only in training and over every (masked) pair in evaluation: with
+    the batch-norm statistics held fixed, both give the same bias, and zero on pairs with a padding slot."""
+    model, batch = _batch(top_shards, "part", 120)
+    pair = model.pair
+    assert pair is not None
+    with torch.no_grad():
+        for m in pair.modules():  # fixed, non-trivial statistics so that the two paths share the same maths
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+        dense = pair.eval()(batch["vectors"], batch["mask"])
+        pair.train()
+        for m in pair.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.eval()
+        sparse = pair(batch["vectors"], batch["mask"])
+    real = batch["mask"][:, None, :, None] & batch["mask"][:, None, None, :]
+    assert dense.shape == sparse.shape == (24, 2, 120, 120)
+    assert torch.count_nonzero(sparse[~real.expand_as(sparse)]) == 0
+    assert torch.allclose(dense, sparse, atol=1e-5) and dense[real.expand_as(dense)].abs().sum() > 0

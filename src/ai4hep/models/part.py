@@ -72,7 +72,8 @@ class PairEmbed(nn.Module):
     """Pair features -> one attention bias per head: per-pair layers (BN, GELU) as the paper's 1x1 convolutions.
 
     Written as Linear layers on a channels-last (pairs, features) matrix, which runs several times faster on CPU than
-    1x1 Conv2d on (B, C, N, N), and only over the upper triangle, since the features are symmetric in the pair.
+    1x1 Conv2d on (B, C, N, N), and only over the upper triangle, since the features are symmetric in the pair; in
+    training only over the pairs of real particles.
     """
 
     def __init__(self, widths: list[int], heads: int) -> None:
@@ -89,12 +90,20 @@ class PairEmbed(nn.Module):
     def forward(self, vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, n, _ = vectors.shape
         i, j = upper_pairs(n, vectors.device)
-        pair_mask = (mask[:, i] & mask[:, j]).unsqueeze(-1).to(vectors.dtype)  # (B, P, 1)
-        feats = pair_features(vectors[:, i], vectors[:, j]) * pair_mask  # (B, P, 4)
-        u = self.net(feats.reshape(-1, 4)).view(b, -1, self.heads) * pair_mask
         full = vectors.new_zeros(b, n * n, self.heads)
-        full[:, i * n + j] = u
-        full[:, j * n + i] = u
+        if self.training:
+            # Only the pairs of real particles: padding makes up most of a batch's pairs (its longest jet sets n), and
+            # the batch-norm statistics are then those of real pairs, as the evaluation path below assumes.
+            jet, pair = (mask[:, i] & mask[:, j]).nonzero(as_tuple=True)
+            u = self.net(pair_features(vectors[jet, i[pair]], vectors[jet, j[pair]]))
+            full[jet, i[pair] * n + j[pair]] = u
+            full[jet, j[pair] * n + i[pair]] = u
+        else:  # every pair, masked: no data-dependent shapes, so the ONNX graph keeps a dynamic object axis
+            pair_mask = (mask[:, i] & mask[:, j]).unsqueeze(-1).to(vectors.dtype)  # (B, P, 1)
+            feats = pair_features(vectors[:, i], vectors[:, j]) * pair_mask  # (B, P, 4)
+            u = self.net(feats.reshape(-1, 4)).view(b, -1, self.heads) * pair_mask
+            full[:, i * n + j] = u
+            full[:, j * n + i] = u
         return full.view(b, n, n, self.heads).permute(0, 3, 1, 2)
 
 
