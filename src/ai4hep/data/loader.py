@@ -262,6 +262,7 @@ class JetStream:
         per_jet = max(bytes_per_jet(spec, i) for i in self.infos)
         # Raw chunk, carried-over rows, computed features and one batch can coexist: budget / 4 per buffer.
         self.chunk_jets = max(spec.cfg.batch_size, budget // (4 * per_jet))
+        self._cache = FeatureCache(Path(spec.cfg.cache), spec) if spec.cfg.cache else None
 
     @property
     def n_jets(self) -> int:
@@ -293,7 +294,7 @@ class JetStream:
     def blocks(self) -> Iterator[tuple[FileInfo, dict[str, np.ndarray]]]:
         """Unnormalised input blocks (from the feature cache when it holds the shard), shuffled inside each block."""
         rng = np.random.default_rng([self.seed, self.epoch, 1])
-        cache = FeatureCache(Path(self.spec.cfg.cache), self.spec) if self.spec.cfg.cache else None
+        cache = self._cache
         for info in self._file_order():
             source = cache.blocks(info, self) if cache is not None else self._computed(info)
             for block in source:
@@ -417,6 +418,7 @@ class FeatureCache:
             ]
         )
         self.spec_key = hashlib.sha256(key.encode()).hexdigest()[:16]
+        self._layouts: dict[Path, dict[str, tuple[np.dtype, tuple[int, ...], int]]] = {}
 
     def folder(self, info: FileInfo) -> Path:
         return self.root / f"{info.path.stem}-{info.content_hash[:16]}-{self.spec_key}"
@@ -426,15 +428,28 @@ class FeatureCache:
         if not (folder / "done").exists():
             yield from self._fill(folder, info, stream)
             return
-        keys = [p.stem for p in folder.glob("*.npy")]
+        arrays = self._layout(folder)
         for start in range(0, info.n_jets, stream.chunk_jets):
             stop = min(info.n_jets, start + stream.chunk_jets)
-            block = {}
-            for k in keys:
-                mm = np.load(folder / f"{k}.npy", mmap_mode="r")
-                block[k] = np.array(mm[start:stop])
-                del mm
-            yield block
+            yield {k: _read_rows(folder / f"{k}.npy", layout, start, stop) for k, layout in arrays.items()}
+
+    def _layout(self, folder: Path) -> dict[str, tuple[np.dtype, tuple[int, ...], int]]:
+        """dtype, shape and data offset of each input's .npy file, read once per shard and kept: opening a memory map
+        per input and block cost more than the rows themselves for small shards and batches."""
+        if folder not in self._layouts:
+            layouts = {}
+            for path in sorted(folder.glob("*.npy")):
+                with open(path, "rb") as fh:
+                    major, _ = np.lib.format.read_magic(fh)
+                    read_header = (
+                        np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                    )
+                    shape, fortran, dtype = read_header(fh)
+                    if fortran:  # written by _fill as C order; anything else is not this cache's file
+                        raise UserError(f"{path} is not a feature-cache file; delete {folder} and run again")
+                    layouts[path.stem] = (dtype, shape, fh.tell())
+            self._layouts[folder] = layouts
+        return self._layouts[folder]
 
     def _fill(self, folder: Path, info: FileInfo, stream: JetStream) -> Iterator[dict[str, np.ndarray]]:
         tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
@@ -463,6 +478,16 @@ class FeatureCache:
                 os.replace(tmp, folder)
             else:  # stopped early (a partial pass or an error): leave no half-filled cache behind
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_rows(path: Path, layout: tuple[np.dtype, tuple[int, ...], int], start: int, stop: int) -> np.ndarray:
+    """Rows start:stop of a C-order .npy file, read straight into a new array (resident memory: those rows only)."""
+    dtype, shape, offset = layout
+    per_row = int(np.prod(shape[1:], dtype=np.int64))
+    rows = np.fromfile(
+        path, dtype=dtype, count=(stop - start) * per_row, offset=offset + start * per_row * dtype.itemsize
+    )
+    return rows.reshape(stop - start, *shape[1:])
 
 
 def _select(rows: np.ndarray, names: list[str]) -> np.ndarray:
