@@ -166,7 +166,7 @@ DIFFERENCES = [
     "standardisation: ai4hep mean/std of all 8 features; weaver's auto (median, 16-84% half-width, clipped to +-5) "
     "on 6 of them, deta and dphi raw (weaver keeps one setting per variable, and they are raw ParticleNet points)",
     "weaver trims every batch to its longest jet (in training to a random 90-102% length quantile, from step 6 on), "
-    "ai4hep always runs max_objects slots",
+    "ai4hep to its longest jet; both embed ParT's pair features for real pairs only in training",
     "weight decay: ai4hep on all parameters; weaver not on biases, norms and the class token",
     "cosine learning-rate decay: ai4hep per epoch, weaver per step ('warmup+cos' with no warm-up)",
     "class weights: ai4hep balanced (about 1 here, top is 50/50); weaver none",
