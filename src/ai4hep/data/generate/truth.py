@@ -175,10 +175,14 @@ def expected_signature(products: str) -> Counter:
 
 def resonance_candidates(batch: EventBatch, event: int, pdg: int) -> list[ResonanceCandidate]:
     start, stop = int(batch.offsets[event]), int(batch.offsets[event + 1])
-    pids = np.abs(batch.pid[start:stop])
+    pid = batch.pid[start:stop]
+    mother = batch.mother1[start:stop]
+    # Walk each chain of copies from its first member only: a copy's mother is its previous copy (a resonance never
+    # splits into two of itself), and every member leads to the same last copy.
+    is_copy = (mother > 0) & (pid[np.clip(mother, 0, None)] == pid)
     cands = []
     seen_last: set[int] = set()
-    for local in np.flatnonzero(pids == pdg):
+    for local in np.flatnonzero((np.abs(pid) == pdg) & ~is_copy):
         i = start + int(local)
         last = _last_copy(batch, i, start)
         if last in seen_last:
@@ -236,12 +240,13 @@ def hadron_flavour(
         had = np.flatnonzero(mask)
         pt, eta, phi = _eta_phi(batch, had)
         keep = pt > HEAVY_HADRON_PT_MIN
-        had_evt, eta, phi = evt_all[had[keep]], eta[keep], phi[keep]
-        n = np.zeros(len(jet_evt), dtype=np.int8)
-        for j in range(len(jet_evt)):
-            sel = had_evt == jet_evt[j]
-            if sel.any():
-                n[j] = np.count_nonzero(_delta_r(eta[sel], phi[sel], jet_eta[j], jet_phi[j]) < radius)
-        counts[code] = n
+        had_evt, eta, phi = evt_all[had[keep]], eta[keep], phi[keep]  # ascending in event
+        # every (jet, hadron of the jet's event) pair at once
+        first = np.searchsorted(had_evt, jet_evt, side="left")
+        sizes = np.searchsorted(had_evt, jet_evt, side="right") - first
+        jet = np.repeat(np.arange(len(jet_evt)), sizes)
+        hadron = np.repeat(first - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes) + np.arange(sizes.sum())
+        inside = _delta_r(eta[hadron], phi[hadron], jet_eta[jet], jet_phi[jet]) < radius
+        counts[code] = np.bincount(jet[inside], minlength=len(jet_evt)).astype(np.int8)
     flavour = np.where(counts[5] > 0, 5, np.where(counts[4] > 0, 4, 0)).astype(np.int8)
     return flavour, counts[5], counts[4]
