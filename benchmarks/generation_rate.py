@@ -18,41 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ai4hep import __version__
 from ai4hep.data.cards import get_card
-from ai4hep.data.generate.detector import PRESETS, reconstruct
-from ai4hep.data.generate.jets import build_arrays, clustering_window
+from ai4hep.data.generate.detector import PRESETS
 from ai4hep.data.generate.pythia import Generator, pythia_seed
-from ai4hep.data.schema import write_atomic
-from ai4hep.data.shards import generate, process_quotas
-
-
-def _pipeline_loop(card, p: int, seed: int, n_jets: int) -> tuple[dict[str, float], int, dict]:
-    """The pipeline's own steps for one process, timed per stage (Pythia's init excluded)."""
-    det = PRESETS["atlas-like"]
-    gen = Generator((*card.common_settings, *card.processes[p].settings), pythia_seed(seed, 0, p))
-    rng = np.random.default_rng([seed, 0, p, 1])
-    stages = {"pythia_batch": 0.0, "detector": 0.0, "jets_labels_substructure": 0.0}
-    have, events, pieces = 0, 0, []
-    while have < n_jets:
-        t0 = time.perf_counter()
-        batch = gen.next_batch(min(200, max(4, 2 * (n_jets - have))))
-        t1 = time.perf_counter()
-        reco = reconstruct(batch, gen, det, rng, abs_y_max=clustering_window(card))
-        t2 = time.perf_counter()
-        arrays = build_arrays(batch, reco, card, p, events)
-        t3 = time.perf_counter()
-        stages["pythia_batch"] += t1 - t0
-        stages["detector"] += t2 - t1
-        stages["jets_labels_substructure"] += t3 - t2
-        events += batch.n_events
-        have += len(arrays["jets"])
-        pieces.append(arrays)
-    merged = {k: np.concatenate([x[k] for x in pieces]) for k in pieces[0]}
-    return stages, events, merged
+from ai4hep.data.shards import ShardTask, _generate_shard, generate
 
 
 def _bare_loop(card, p: int, seed: int, n_events: int) -> float:
@@ -68,32 +40,25 @@ def overhead(name: str, n_jets: int, seed: int, repeats: int = 3) -> dict:
     """Per-event cost of the whole pipeline over Pythia's bare next() loop, same events (same seeds), init excluded
     from both; best of `repeats` interleaved runs, on one core (BLAS held to one thread, as generate_shard does)."""
     card = get_card(name)
-    runs = []
-    with threadpool_limits(limits=1, user_api="blas"):
-        for _ in range(repeats):
-            runs.append(_overhead_once(card, process_quotas(card, n_jets), seed))
+    runs = [_overhead_once(card, n_jets, seed) for _ in range(repeats)]
     return min(runs, key=lambda r: r["pipeline_s"] - r["bare_pythia_s"])
 
 
-def _overhead_once(card, quotas: list[int], seed: int) -> dict:
-    stages = {"pythia_batch": 0.0, "detector": 0.0, "jets_labels_substructure": 0.0, "write": 0.0}
-    bare, events, parts = 0.0, 0, []
-    for p, quota in enumerate(quotas):
-        st, n_ev, arrays = _pipeline_loop(card, p, seed, quota)
-        for k, v in st.items():
-            stages[k] += v
-        parts.append(arrays)
-        events += n_ev
-        bare += _bare_loop(card, p, seed, n_ev)
+def _overhead_once(card, n_jets: int, seed: int) -> dict:
+    """One shard made by the production code (shards._generate_shard, its steps timed), then Pythia's bare loop over
+    the same events of each process."""
+    stages = dict.fromkeys(("pythia_batch", "detector", "jets_labels_substructure", "write"), 0.0)
     out = Path(tempfile.mkdtemp(prefix="ai4hep-bench-"))
-    t0 = time.perf_counter()
-    merged = {k: np.concatenate([x[k] for x in parts]) for k in parts[0]}
-    write_atomic(out / "shard.h5", merged, {"card": card.to_json()})
-    stages["write"] = time.perf_counter() - t0
-    shutil.rmtree(out, ignore_errors=True)
+    task = ShardTask(str(out), card.name, PRESETS["atlas-like"].model_dump_json(), seed, 0, n_jets)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            result = _generate_shard(task, None, stages)
+            bare = sum(_bare_loop(card, p, seed, n) for p, n in enumerate(result.events_per_process) if n)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     total = sum(stages.values())
     return {
-        "events": events,
+        "events": result.n_events,
         "pipeline_s": total,
         "bare_pythia_s": bare,
         "overhead_pct": 100.0 * (total - bare) / bare,

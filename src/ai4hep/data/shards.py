@@ -79,6 +79,7 @@ def _generate_process(
     p: int,
     quota: int,
     progress: Callable[[int], None] | None,
+    stages: dict[str, float] | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     process = card.processes[p]
     gen = Generator((*card.common_settings, *process.settings), pythia_seed(task.seed, task.index, p))
@@ -93,9 +94,16 @@ def _generate_process(
         if events >= MAX_EVENTS_WITHOUT_JET and have == 0:
             raise RuntimeError(f"process '{process.name}' gave no selected jet in {events} events; check its card")
         n_events = int(np.clip(np.ceil((quota - have) / max(rate, 0.01) * 1.1), 4, 200))
+        t0 = time.perf_counter()
         batch = gen.next_batch(n_events)
+        t1 = time.perf_counter()
         reco = reconstruct(batch, gen, detector, rng, pileup, abs_y_max=window)
+        t2 = time.perf_counter()
         arrays = build_arrays(batch, reco, card, p, events)
+        if stages is not None:
+            stages["pythia_batch"] += t1 - t0
+            stages["detector"] += t2 - t1
+            stages["jets_labels_substructure"] += time.perf_counter() - t2
         events += batch.n_events
         take = min(quota - have, len(arrays["jets"]))
         pieces.append({k: v[:take] for k, v in arrays.items()})
@@ -117,7 +125,11 @@ def generate_shard(task: ShardTask, progress: Callable[[int], None] | None = Non
         return _generate_shard(task, progress)
 
 
-def _generate_shard(task: ShardTask, progress: Callable[[int], None] | None) -> ShardResult:
+def _generate_shard(
+    task: ShardTask, progress: Callable[[int], None] | None, stages: dict[str, float] | None = None
+) -> ShardResult:
+    """With `stages`, the seconds of each step of the event loop (Pythia's init left out) and of the write are added
+    to it: benchmarks/generation_rate.py measures this very code against Pythia's bare loop."""
     start = time.perf_counter()
     card = get_card(task.card_name)
     detector = DetectorConfig.model_validate_json(task.detector_json)
@@ -125,13 +137,16 @@ def _generate_shard(task: ShardTask, progress: Callable[[int], None] | None) -> 
     for p, quota in enumerate(process_quotas(card, task.n_jets)):
         n = 0
         if quota:
-            arrays, n = _generate_process(card, detector, task, p, quota, progress)
+            arrays, n = _generate_process(card, detector, task, p, quota, progress, stages)
             parts.append(arrays)
         events.append(n)
+    t0 = time.perf_counter()
     merged = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
     order = np.random.default_rng([task.seed, task.index, 99]).permutation(task.n_jets)
     merged = {k: v[order] for k, v in merged.items()}
     digest = schema.write_atomic(task.path, merged, shard_attrs(card, detector, task))
+    if stages is not None:
+        stages["write"] += time.perf_counter() - t0
     return ShardResult(
         task.index, task.n_jets, sum(events), time.perf_counter() - start, digest, events_per_process=tuple(events)
     )
