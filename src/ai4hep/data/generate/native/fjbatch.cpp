@@ -27,6 +27,12 @@ std::vector<double> pair_angles(const std::vector<PseudoJet>& particles) {
   return dr;
 }
 
+// The correlator loops below are sums of products over pairs and triplets: reassociating those sums (and nothing
+// else: this file's FastJet calls, clustering and PseudoJet arithmetic keep the strict default) lets g++ run them in
+// vector registers, ~5x faster for the hls4ml set. Clang ignores the pragmas and compiles them as written.
+#pragma GCC push_options
+#pragma GCC optimize("O3", "associative-math", "no-signed-zeros", "no-trapping-math", "no-math-errno")
+
 // The correlators of the hls4ml set in one pass over pairs and triplets, with z_i = pT_i / sum_j pT_j and angles dR in
 // (y, phi): e2 = sum z_i z_j dR^b and e3 = sum z_i z_j z_k (dR_ij dR_ik dR_jk)^b for b = 0, 1, 2 (b = 0: 1 for distinct
 // directions), and the generalised ones (fjcontrib's EnergyCorrelatorGeneralized computes each in its own O(n^3) pass):
@@ -48,8 +54,11 @@ void hlf5_correlators(const std::vector<double>& z, const std::vector<double>& d
       double s0 = 0, s1 = 0, s2 = 0, m1 = 0, m2 = 0, t1 = 0, t2 = 0;
       for (size_t k = j + 1; k < n; ++k) {
         const double b = di[k], c = dj[k], w = z[k];
-        const double lo = std::min(a, std::min(b, c));
-        const double mid = std::max(std::min(a, b), std::min(std::max(a, b), c));
+        // ternaries, not std::min / std::max: g++ does not inline functions compiled under other options
+        const double ab_lo = a < b ? a : b, ab_hi = a < b ? b : a;
+        const double lo = ab_lo < c ? ab_lo : c;
+        const double hi_c = ab_hi < c ? ab_hi : c;
+        const double mid = ab_lo > hi_c ? ab_lo : hi_c;
         const double p = a * b * c, two = lo * mid;
         s0 += lo > 0.0 ? w : 0.0;
         s1 += w * p;
@@ -74,7 +83,13 @@ void ecf_e2_e3(const std::vector<double>& z, const std::vector<double>& dr, doub
                double* e3_out) {
   const size_t n = z.size();
   std::vector<double> t(n * n), w(n);
-  for (size_t i = 0; i < n * n; ++i) t[i] = beta == 0.0 ? (dr[i] > 0.0 ? 1.0 : 0.0) : std::pow(dr[i], beta);
+  if (beta == 1.0) {  // std::pow costs more than the whole triplet sum; the exponents of C2 and D2 need none
+    t = dr;
+  } else if (beta == 2.0) {
+    for (size_t i = 0; i < n * n; ++i) t[i] = dr[i] * dr[i];
+  } else {
+    for (size_t i = 0; i < n * n; ++i) t[i] = beta == 0.0 ? (dr[i] > 0.0 ? 1.0 : 0.0) : std::pow(dr[i], beta);
+  }
   double e2 = 0, e3 = 0;
   for (size_t i = 0; i < n; ++i) {
     const double* ti = &t[i * n];
@@ -90,6 +105,8 @@ void ecf_e2_e3(const std::vector<double>& z, const std::vector<double>& dr, doub
   *e2_out = e2;
   *e3_out = e3;
 }
+
+#pragma GCC pop_options
 
 }  // namespace
 
