@@ -121,11 +121,17 @@ class _Particles:
         """The particles that can make an object inside |y| < abs_y_max (all of them for None)."""
         if abs_y_max is None:
             return self
-        return self.take(np.flatnonzero(np.abs(rapidity(self.pz, self.e)) < abs_y_max + WINDOW_MARGIN))
+        return self.take(np.flatnonzero(_can_reach(self.pz, self.e, abs_y_max)))
 
     @staticmethod
     def concat(parts: list[_Particles]) -> _Particles:
         return _Particles(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in parts[0].__dict__})
+
+
+def _can_reach(pz: np.ndarray, e: np.ndarray, abs_y_max: float) -> np.ndarray:
+    """Particles that can make an object inside |y| < abs_y_max: a track keeps its rapidity, a cell sits within
+    WINDOW_MARGIN of its particles' (massless cells: y = eta, and |y| <= |eta| for a massive particle)."""
+    return np.abs(rapidity(pz, e)) < abs_y_max + WINDOW_MARGIN
 
 
 def visible_final_state(
@@ -133,7 +139,7 @@ def visible_final_state(
 ) -> _Particles:
     idx = np.flatnonzero((batch.status > 0) & ~np.isin(np.abs(batch.pid), INVISIBLE))
     if abs_y_max is not None:
-        idx = idx[np.abs(rapidity(batch.pz[idx], batch.e[idx])) < abs_y_max + WINDOW_MARGIN]
+        idx = idx[_can_reach(batch.pz[idx], batch.e[idx], abs_y_max)]
     n = len(idx)
     return _Particles(
         evt=batch.event_index[idx],
@@ -332,7 +338,7 @@ def reconstruct(
     """Turn a batch of generated events into reconstructed objects, ready for clustering.
 
     With `abs_y_max`, only objects inside |y| < abs_y_max are wanted (the clustering window): particles that cannot
-    make one are left out before the response, which costs about half the detector's time otherwise."""
+    make one are left out before the response (12% of the detector's time for `top`)."""
     parts = visible_final_state(batch, gen, abs_y_max=abs_y_max)
     if pileup is not None:
         extra = pileup.overlay(batch.n_events, rng)
