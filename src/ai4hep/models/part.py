@@ -91,15 +91,16 @@ class PairEmbed(nn.Module):
         b, n, _ = vectors.shape
         i, j = upper_pairs(n, vectors.device)
         full = vectors.new_zeros(b, n * n, self.heads)
+        real = mask[:, i] & mask[:, j]  # (B, P): both members are particles, not padding
         if self.training:
             # Only the pairs of real particles: padding makes up most of a batch's pairs (its longest jet sets n), and
             # the batch-norm statistics are then those of real pairs, as the evaluation path below assumes.
-            jet, pair = (mask[:, i] & mask[:, j]).nonzero(as_tuple=True)
+            jet, pair = real.nonzero(as_tuple=True)
             u = self.net(pair_features(vectors[jet, i[pair]], vectors[jet, j[pair]]))
             full[jet, i[pair] * n + j[pair]] = u
             full[jet, j[pair] * n + i[pair]] = u
         else:  # every pair, masked: no data-dependent shapes, so the ONNX graph keeps a dynamic object axis
-            pair_mask = (mask[:, i] & mask[:, j]).unsqueeze(-1).to(vectors.dtype)  # (B, P, 1)
+            pair_mask = real.unsqueeze(-1).to(vectors.dtype)  # (B, P, 1)
             feats = pair_features(vectors[:, i], vectors[:, j]) * pair_mask  # (B, P, 4)
             u = self.net(feats.reshape(-1, 4)).view(b, -1, self.heads) * pair_mask
             full[:, i * n + j] = u

@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ai4hep.data.generate.pythia import EventBatch, Generator
+from ai4hep.data.generate.ranges import concat_ranges
 from ai4hep.data.generate.substructure import rapidity
 
 INVISIBLE = (12, 14, 16)
@@ -190,7 +191,7 @@ class PileUp:
         which = rng.integers(0, n_pool, size=len(host))
         starts, stops = self._pool_offsets[which], self._pool_offsets[which + 1]
         sizes = stops - starts
-        idx = np.repeat(starts - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes) + np.arange(sizes.sum())
+        idx = concat_ranges(starts, sizes)
         parts = self._pool.take(idx)
         rot = np.repeat(rng.uniform(-np.pi, np.pi, size=len(host)), sizes)
         dz = np.repeat(rng.normal(0.0, PV_Z_SPREAD_MM, size=len(host)), sizes)

@@ -13,6 +13,7 @@ from ai4hep.data.cards import FLAVOUR_CLASS, DatasetCard, Process
 from ai4hep.data.generate import native, truth
 from ai4hep.data.generate.detector import RecoObjects
 from ai4hep.data.generate.pythia import EventBatch, quiet_stdout
+from ai4hep.data.generate.ranges import concat_ranges
 from ai4hep.data.generate.substructure import rapidity, substructure
 
 _JET_DEFS: dict[float, fastjet.JetDefinition] = {}
@@ -176,7 +177,7 @@ def cluster_and_select(reco: RecoObjects, card: DatasetCard) -> Jets:
     starts = np.concatenate([[0], np.cumsum(n_members)])
     sizes = n_members[keep]
     const_jet = np.repeat(np.arange(len(keep)), sizes)
-    gather = np.repeat(starts[keep] - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes) + np.arange(sizes.sum())
+    gather = concat_ranges(starts[keep], sizes)
     const_idx = kept[local[gather] + offsets[evt[keep]][const_jet]]
     return Jets(
         evt=evt[keep], px=px[keep], py=py[keep], pz=pz[keep], e=e[keep], const_jet=const_jet, const_idx=const_idx

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ai4hep.data.generate.pythia import EventBatch
+from ai4hep.data.generate.ranges import concat_ranges
 
 # Track-origin classes, in the order of the dataset documentation.
 ORIGIN_CLASSES = ("from_b", "from_c", "primary", "other_secondary", "pileup")
@@ -45,8 +46,7 @@ def weakly_decaying(batch: EventBatch, quark: int) -> np.ndarray:
     d2 = np.where(d2 < d1, d1, d2)  # single daughter (d2 = 0) or unordered pair: look at d1..max
     sizes = np.where(d1 > 0, d2 - d1 + 1, 0)
     owner = np.repeat(np.arange(len(candidates)), sizes)
-    first = np.repeat(d1 + evt_start - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
-    daughters = first + np.arange(sizes.sum())
+    daughters = concat_ranges(d1 + evt_start, sizes)
     bad = np.zeros(len(candidates), dtype=bool)
     np.logical_or.at(bad, owner, has_q[daughters])
     result[candidates[bad]] = False
@@ -245,7 +245,7 @@ def hadron_flavour(
         first = np.searchsorted(had_evt, jet_evt, side="left")
         sizes = np.searchsorted(had_evt, jet_evt, side="right") - first
         jet = np.repeat(np.arange(len(jet_evt)), sizes)
-        hadron = np.repeat(first - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes) + np.arange(sizes.sum())
+        hadron = concat_ranges(first, sizes)
         inside = _delta_r(eta[hadron], phi[hadron], jet_eta[jet], jet_phi[jet]) < radius
         counts[code] = np.bincount(jet[inside], minlength=len(jet_evt)).astype(np.int8)
     flavour = np.where(counts[5] > 0, 5, np.where(counts[4] > 0, 4, 0)).astype(np.int8)
