@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml setup.py src/ai4hep/data/generate/native/fjbatch.cpp
+$(STAMP): pyproject.toml setup.py src/ai4hep/data/generate/native/fjbatch.cpp src/ai4hep/data/generate/native/pythia_record.cpp
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q --prefer-binary $(TORCH)

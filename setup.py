@@ -1,7 +1,8 @@
-"""Builds the optional FastJet batch helper (native/fjbatch.cpp) against the headers of the `fastjet` wheel.
+"""Builds the optional native helpers: the FastJet batch helper (native/fjbatch.cpp) against the headers of the
+`fastjet` wheel, and the Pythia event-record reader (native/pythia_record.cpp, which needs no headers).
 
-The helper is loaded with ctypes after `import fastjet` has loaded FastJet's libraries; if it cannot be built or
-loaded, ai4hep falls back to FastJet's Python interface (same results, slower).
+Both are loaded with ctypes; if one cannot be built or loaded, ai4hep falls back to FastJet's Python interface and to
+Pythia's nextBatch (same results, slower).
 """
 
 from pathlib import Path
@@ -19,7 +20,15 @@ def _fastjet_dirs() -> tuple[list[str], list[str]]:
 
 
 include_dirs, library_dirs = _fastjet_dirs()
-extensions = []
+extensions = [
+    Extension(
+        "ai4hep.data.generate.native._pythiarecord",
+        sources=["src/ai4hep/data/generate/native/pythia_record.cpp"],
+        extra_compile_args=["-O2", "-std=c++17"],
+        language="c++",
+        optional=True,
+    )
+]
 if include_dirs:
     extensions.append(
         Extension(
