@@ -138,7 +138,9 @@ def _can_reach(pz: np.ndarray, e: np.ndarray, abs_y_max: float) -> np.ndarray:
 def visible_final_state(
     batch: EventBatch, gen: Generator, pileup: bool = False, abs_y_max: float | None = None
 ) -> _Particles:
-    idx = np.flatnonzero((batch.status > 0) & ~np.isin(np.abs(batch.pid), INVISIBLE))
+    idx = np.flatnonzero(batch.status > 0)
+    apid = np.abs(batch.pid[idx])
+    idx = idx[(apid != INVISIBLE[0]) & (apid != INVISIBLE[1]) & (apid != INVISIBLE[2])]
     if abs_y_max is not None:
         idx = idx[_can_reach(batch.pz[idx], batch.e[idx], abs_y_max)]
     n = len(idx)
@@ -232,12 +234,20 @@ def _impact_parameters(p: _Particles) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def _calorimeter(
-    p: _Particles, cfg: DetectorConfig, n_events: int, rng: np.random.Generator, eta: np.ndarray, phi: np.ndarray
+    evt: np.ndarray,
+    pid: np.ndarray,
+    e: np.ndarray,
+    cfg: DetectorConfig,
+    rng: np.random.Generator,
+    eta: np.ndarray,
+    phi: np.ndarray,
 ) -> dict:
-    """Bin energies into eta-phi cells per event, smear each cell, apply thresholds; cells are massless."""
+    """Bin energies into eta-phi cells per event, smear each cell, apply thresholds; cells are massless. Takes the
+    three columns it needs, not all twelve of the particles."""
     inside = np.abs(eta) < cfg.calo_abs_eta_max
-    p, eta, phi = p.take(np.flatnonzero(inside)), eta[inside], phi[inside]
-    apid = np.abs(p.pid)
+    if not inside.all():
+        evt, pid, e, eta, phi = evt[inside], pid[inside], e[inside], eta[inside], phi[inside]
+    apid = np.abs(pid)
     em = (apid == 22) | (apid == 11)
     fine = em & (np.abs(eta) < 2.5)
     size = np.where(fine, cfg.ecal_cell, np.where(em, 0.1, cfg.hcal_cell))
@@ -245,9 +255,9 @@ def _calorimeter(
     calo = np.where(fine, 0, np.where(em, 1, 2))
     ieta = np.floor(eta / size).astype(np.int64)
     iphi = np.floor((phi + np.pi) / (2 * np.pi) * n_phi).astype(np.int64) % n_phi
-    key = ((p.evt.astype(np.int64) * 3 + calo) * 100_000 + (ieta + 50_000)) * 1_000 + iphi
+    key = ((evt.astype(np.int64) * 3 + calo) * 100_000 + (ieta + 50_000)) * 1_000 + iphi
     cells, inverse = np.unique(key, return_inverse=True)
-    energy = np.bincount(inverse, weights=p.e, minlength=len(cells))
+    energy = np.bincount(inverse, weights=e, minlength=len(cells))
     cell_iphi = cells % 1_000
     cell_ieta = (cells // 1_000) % 100_000 - 50_000
     cell_calo = (cells // 100_000_000) % 3
@@ -361,5 +371,5 @@ def reconstruct(
     to_calo = ~found & ~is_muon
     f, c = np.flatnonzero(found), np.flatnonzero(to_calo)
     trk = _tracks(parts.take(f), cfg, smear=True, rng=rng, pt=pt[f], eta=eta[f])
-    cells = _calorimeter(parts.take(c), cfg, batch.n_events, rng, eta=eta[c], phi=phi[c])
+    cells = _calorimeter(parts.evt[c], parts.pid[c], parts.e[c], cfg, rng, eta=eta[c], phi=phi[c])
     return _group([trk, cells], batch.n_events)

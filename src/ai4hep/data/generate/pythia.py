@@ -12,7 +12,9 @@ from functools import cached_property
 import numpy as np
 
 MAX_PYTHIA_SEED = 900_000_000
-MAX_FAILED_EVENTS = 1000  # consecutive failed next() calls before a batch gives up
+MAX_FAILED_EVENTS = 1000
+DENSE_PID = 10_000  # particle ids below this in magnitude get charges from a dense table
+UNKNOWN_CHARGE = np.int8(-128)  # consecutive failed next() calls before a batch gives up
 
 # Pythia's exported accessors (Itanium-mangled), in the order of native/pythia_record.cpp's Accessor enum:
 # Event::size, Event::operator[], then Particle::id, status, mother1, daughter1, daughter2, px, py, pz, e, xProd,
@@ -227,6 +229,7 @@ class Generator:
             if not self._pythia.init():
                 raise RuntimeError("Pythia failed to initialise with the card's settings")
         self._charge_cache: dict[int, int] = {}
+        self._charge_table = np.full(2 * DENSE_PID, UNKNOWN_CHARGE, dtype=np.int8)
         self._reader = RecordReader.create(self._pythia)
 
     @property
@@ -246,13 +249,23 @@ class Generator:
             events = self._pythia.nextBatch(n_events)
         return event_batch(events.prt.layout)
 
+    def _charge(self, code: int) -> int:
+        if code not in self._charge_cache:
+            self._charge_cache[code] = self._pythia.particleData.chargeType(code) // 3
+        return self._charge_cache[code]
+
     def charges(self, pid: np.ndarray) -> np.ndarray:
-        """Electric charge per particle id, through Pythia's particle table (cached per id)."""
-        uniq, inverse = np.unique(pid, return_inverse=True)
-        table = self._pythia.particleData
-        values = np.empty(len(uniq), dtype=np.int8)
-        for i, code in enumerate(uniq.tolist()):
-            if code not in self._charge_cache:
-                self._charge_cache[code] = table.chargeType(code) // 3
-            values[i] = self._charge_cache[code]
-        return values[inverse]
+        """Electric charge per particle id, through Pythia's particle table. Ids below DENSE_PID in magnitude (every
+        stable hadron and lepton) are looked up in a dense table filled as ids appear: a sort of the ids
+        (np.unique) cost 12% of the detector's time."""
+        dense = np.abs(pid) < DENSE_PID
+        slot = pid[dense].astype(np.int64) + DENSE_PID
+        for s in np.unique(slot[self._charge_table[slot] == UNKNOWN_CHARGE]).tolist():
+            self._charge_table[s] = self._charge(s - DENSE_PID)
+        if dense.all():
+            return self._charge_table[slot]
+        values = np.empty(len(pid), dtype=np.int8)
+        values[dense] = self._charge_table[slot]
+        rest = np.flatnonzero(~dense)
+        values[rest] = [self._charge(code) for code in pid[rest].tolist()]
+        return values
