@@ -192,12 +192,13 @@ def _truth_keep(batch: EventBatch, jets: Jets, process: Process, radius: float) 
     eta, phi = jets.eta, jets.phi
     keep = np.zeros(len(jets), dtype=bool)
     candidates: dict[int, list[truth.ResonanceCandidate]] = {}  # per event: jets of one event share them
+    want = truth.expected_signature(t.products) if t.kind == "resonance" else None
     for j in range(len(jets)):
         if t.kind == "resonance":
             event = int(jets.evt[j])
             if event not in candidates:
-                candidates[event] = truth.resonance_candidates(batch, event, t.pdg)
-            keep[j] = truth.match_resonance(candidates[event], eta[j], phi[j], t.products, r)
+                candidates[event] = truth.resonance_candidates(batch, event, t.pdg, want)
+            keep[j] = truth.match_resonance(candidates[event], eta[j], phi[j], want, r)
         else:
             keep[j] = truth.match_parton(batch, int(jets.evt[j]), eta[j], phi[j], t.parton, r)
     return keep
