@@ -27,92 +27,56 @@ from ai4hep.data.generate.pythia import Generator, pythia_seed
 from ai4hep.data.shards import ShardTask, _generate_shard, generate
 
 
-def _bare_loop(card, p: int, seed: int, n_events: int) -> float:
-    gen = Generator((*card.common_settings, *card.processes[p].settings), pythia_seed(seed, 0, p))
-    pythia = gen.pythia
-    start = time.perf_counter()
-    for _ in range(n_events):
-        pythia.next()
-    return time.perf_counter() - start
+class _LockstepBare:
+    """Pythia's bare loop, one generator per process with the pipeline's seed, advanced by the same events right
+    after each of the pipeline's batches: both sides of the ratio then run within seconds of each other, so the
+    machine's drift (a few per cent within minutes, as much as the overhead itself) falls on both alike."""
+
+    def __init__(self, card, seed: int) -> None:
+        self.card, self.seed = card, seed
+        self.generators: dict[int, object] = {}
+        self.seconds = 0.0
+
+    def __call__(self, p: int, n_events: int) -> None:
+        if p not in self.generators:  # Pythia's init, excluded as on the pipeline side
+            card = self.card
+            settings = (*card.common_settings, *card.processes[p].settings)
+            self.generators[p] = Generator(settings, pythia_seed(self.seed, 0, p)).pythia
+        pythia = self.generators[p]
+        start = time.perf_counter()
+        for _ in range(n_events):
+            pythia.next()
+        self.seconds += time.perf_counter() - start
 
 
-def overhead(name: str, n_jets: int, seed: int, repeats: int = 4) -> dict:
+def overhead(name: str, n_jets: int, seed: int, repeats: int = 3) -> dict:
     """Per-event cost of the whole pipeline over Pythia's bare next() loop, same events (same seeds), init excluded
-    from both, on one core (BLAS held to one thread, as generate_shard does). The machine's speed drifts by a few
-    per cent within minutes, as much as the overhead itself, so the two are run `repeats` times in ABBA order
-    (pipeline first on even runs, bare loop first on odd ones) and the median run is reported with all of them."""
+    from both, on one core (BLAS held to one thread, as generate_shard does); the bare loop runs in lockstep with
+    the pipeline (see _LockstepBare). The median of `repeats` runs, all of them recorded."""
     card = get_card(name)
-    runs = [_overhead_once(card, n_jets, seed, bare_first=bool(r % 2)) for r in range(repeats)]
-    ranked = sorted(runs, key=lambda r: r["overhead_pct"])
-    median = (
-        ranked[(len(ranked) - 1) // 2]
-        if len(ranked) % 2
-        else _mean_of(ranked[len(ranked) // 2 - 1 : len(ranked) // 2 + 1])
-    )
-    return {**median, "overhead_runs_pct": [round(r["overhead_pct"], 2) for r in runs]}
+    runs = sorted((_overhead_once(card, n_jets, seed) for _ in range(repeats)), key=lambda r: r["overhead_pct"])
+    return {**runs[len(runs) // 2], "overhead_runs_pct": [round(r["overhead_pct"], 2) for r in runs]}
 
 
-def _mean_of(pair: list[dict]) -> dict:
-    """The middle of two runs (the median of an even number): their times averaged."""
-    a, b = pair
-    pipeline = (a["pipeline_s"] + b["pipeline_s"]) / 2
-    bare = (a["bare_pythia_s"] + b["bare_pythia_s"]) / 2
-    return {
-        "events": a["events"],
-        "pipeline_s": pipeline,
-        "bare_pythia_s": bare,
-        "overhead_pct": 100.0 * (pipeline - bare) / bare,
-        "stages_s": {k: round((a["stages_s"][k] + b["stages_s"][k]) / 2, 4) for k in a["stages_s"]},
-    }
-
-
-def _overhead_once(card, n_jets: int, seed: int, bare_first: bool) -> dict:
-    """One shard made by the production code (shards._generate_shard, its steps timed), and Pythia's bare loop over
-    the same events of each process, in the order asked."""
+def _overhead_once(card, n_jets: int, seed: int) -> dict:
+    """One shard made by the production code (shards._generate_shard, its steps timed)."""
     stages = dict.fromkeys(("pythia_batch", "detector", "jets_labels_substructure", "write"), 0.0)
     out = Path(tempfile.mkdtemp(prefix="ai4hep-bench-"))
     task = ShardTask(str(out), card.name, PRESETS["atlas-like"].model_dump_json(), seed, 0, n_jets)
-    # the events per process are those of the shard: known from an earlier run (or a dry run) when the bare loop goes
-    # first
-    events = _events_per_process(card, seed, n_jets) if bare_first else None
+    bare = _LockstepBare(card, seed)
     try:
         with threadpool_limits(limits=1, user_api="blas"):
-            bare = _bare(card, seed, events) if bare_first else 0.0
-            result = _generate_shard(task, None, stages)
-            if bare_first and tuple(events) != tuple(result.events_per_process):
-                raise RuntimeError("the shard used other events than its dry run")
-            if not bare_first:
-                bare = _bare(card, seed, result.events_per_process)
-                _EVENTS_CACHE[(card.name, seed, n_jets)] = tuple(result.events_per_process)
+            result = _generate_shard(task, None, stages, after_batch=bare)
     finally:
         shutil.rmtree(out, ignore_errors=True)
     total = sum(stages.values())
     return {
         "events": result.n_events,
         "pipeline_s": total,
-        "bare_pythia_s": bare,
-        "overhead_pct": 100.0 * (total - bare) / bare,
+        "bare_pythia_s": bare.seconds,
+        "overhead_pct": 100.0 * (total - bare.seconds) / bare.seconds,
         "stages_s": {k: round(v, 4) for k, v in stages.items()},
     }
-
-
-def _bare(card, seed: int, events_per_process) -> float:
-    return sum(_bare_loop(card, p, seed, n) for p, n in enumerate(events_per_process) if n)
-
-
-_EVENTS_CACHE: dict[tuple[str, int, int], tuple[int, ...]] = {}
-
-
-def _events_per_process(card, seed: int, n_jets: int) -> tuple[int, ...]:
-    key = (card.name, seed, n_jets)
-    if key not in _EVENTS_CACHE:
-        out = Path(tempfile.mkdtemp(prefix="ai4hep-bench-"))
-        try:
-            task = ShardTask(str(out), card.name, PRESETS["atlas-like"].model_dump_json(), seed, 0, n_jets)
-            _EVENTS_CACHE[key] = tuple(_generate_shard(task, None).events_per_process)
-        finally:
-            shutil.rmtree(out, ignore_errors=True)
-    return _EVENTS_CACHE[key]
 
 
 def throughput(name: str, n_jets: int, workers: int, seed: int) -> float:
