@@ -38,14 +38,6 @@ def _listen(host: str, port: int, option: str) -> socket.socket:
         raise UserError(f"cannot listen on {host}:{port} ({why}); choose another {option}") from None
 
 
-def _uvloop():
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop
-
-
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -149,10 +141,6 @@ def serve(
         )
     engine = Engine(load_repository(Path(repository), threads, spin), token)
     try:
-        main = _serve(engine, host, http_port, grpc_port, int(max_request_mb * 2**20), drain_timeout, echo)
-        if os.environ.get("AI4HEP_SERVE_LOOP", "uvloop") == "uvloop" and _uvloop() is not None:
-            _uvloop().run(main)
-        else:
-            asyncio.run(main)
+        asyncio.run(_serve(engine, host, http_port, grpc_port, int(max_request_mb * 2**20), drain_timeout, echo))
     finally:
         engine.close()
