@@ -12,9 +12,9 @@ from functools import cached_property
 import numpy as np
 
 MAX_PYTHIA_SEED = 900_000_000
-MAX_FAILED_EVENTS = 1000
+MAX_FAILED_EVENTS = 1000  # consecutive failed next() calls before a batch gives up
 DENSE_PID = 10_000  # particle ids below this in magnitude get charges from a dense table
-UNKNOWN_CHARGE = np.int8(-128)  # consecutive failed next() calls before a batch gives up
+UNKNOWN_CHARGE = np.int8(-128)  # the dense table's mark for an id not looked up yet
 
 # Pythia's exported accessors (Itanium-mangled), in the order of native/pythia_record.cpp's Accessor enum:
 # Event::size, Event::operator[], then Particle::id, status, mother1, daughter1, daughter2, px, py, pz, e, xProd,
@@ -242,14 +242,13 @@ class Generator:
         return self._pythia
 
     def next_batch(self, n_events: int) -> EventBatch:
+        if self._reader is None:
+            return self.next_batch_awkward(n_events)
         with quiet_stdout():
-            if self._reader is not None:
-                return self._reader.next_batch(n_events)
-            events = self._pythia.nextBatch(n_events)
-        return event_batch(events.prt.layout)
+            return self._reader.next_batch(n_events)
 
     def next_batch_awkward(self, n_events: int) -> EventBatch:
-        """Through Pythia's own nextBatch: the reference the native reader is tested against."""
+        """Through Pythia's own nextBatch: the fallback, and the reference the native reader is tested against."""
         with quiet_stdout():
             events = self._pythia.nextBatch(n_events)
         return event_batch(events.prt.layout)

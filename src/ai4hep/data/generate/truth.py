@@ -133,32 +133,27 @@ class ResonanceCandidate:
     signature: Counter
 
 
-def _daughters(batch: EventBatch, i: int, start: int) -> list[int]:
-    d1, d2 = int(batch.daughter1[i]), int(batch.daughter2[i])
+def _local_daughters(d1: int, d2: int) -> tuple[int, ...] | range:
+    """Local indices of a particle's daughters from Pythia's (daughter1, daughter2) pair."""
     if d1 <= 0:
-        return []
+        return ()
     if d2 <= 0 or d2 == d1:
-        return [start + d1]
+        return (d1,)
     if d2 < d1:
-        return [start + d1, start + d2]
-    return list(range(start + d1, start + d2 + 1))
+        return (d1, d2)
+    return range(d1, d2 + 1)
+
+
+def _daughters(batch: EventBatch, i: int, start: int) -> list[int]:
+    return [start + d for d in _local_daughters(int(batch.daughter1[i]), int(batch.daughter2[i]))]
 
 
 def _last_copy(batch: EventBatch, i: int, start: int) -> int:
-    """Follows the first daughter with the same id (the order of _daughters) down to the last copy; written out,
-    without _daughters' lists, as it runs ~10 steps per top quark."""
-    pid, first, second = batch.pid, batch.daughter1, batch.daughter2
+    """Follows the first daughter with the same id down to the last copy (~10 steps per top quark)."""
+    pid = batch.pid
     while True:
-        d1, d2, code = int(first[i]), int(second[i]), pid[i]
-        if d1 <= 0:
-            return i
-        if d2 <= 0 or d2 == d1:
-            following: tuple[int, ...] | range = (d1,)
-        elif d2 < d1:
-            following = (d1, d2)
-        else:
-            following = range(d1, d2 + 1)
-        for d in following:
+        code = pid[i]
+        for d in _local_daughters(int(batch.daughter1[i]), int(batch.daughter2[i])):
             if pid[start + d] == code:
                 i = start + d
                 break

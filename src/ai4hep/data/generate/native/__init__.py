@@ -5,13 +5,12 @@ use FastJet's Python interface and Pythia's nextBatch."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from pathlib import Path
 
 import numpy as np
 
-_STATE: dict[str, ctypes.CDLL | bool | None] = {"loaded": False, "lib": None}
-_RECORD: dict[str, ctypes.CDLL | bool | None] = {"loaded": False, "lib": None}
 _I64 = ctypes.POINTER(ctypes.c_int64)
 _F64 = ctypes.POINTER(ctypes.c_double)
 
@@ -69,11 +68,11 @@ def _load_record() -> ctypes.CDLL | None:
     if os.environ.get("AI4HEP_NO_NATIVE"):
         return None
     candidates = sorted(Path(__file__).parent.glob("_pythiarecord*.so"))
-    try:
-        lib = ctypes.CDLL(str(candidates[0])) if candidates else None
-    except OSError:
+    if not candidates:
         return None
-    if lib is None:
+    try:
+        lib = ctypes.CDLL(str(candidates[0]))
+    except OSError:
         return None
     lib.ai4hep_read_event.restype = ctypes.c_int64
     lib.ai4hep_read_event.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
@@ -84,18 +83,14 @@ def _load_record() -> ctypes.CDLL | None:
     return lib
 
 
+@functools.cache
 def record_library() -> ctypes.CDLL | None:
-    if not _RECORD["loaded"]:
-        _RECORD["lib"] = _load_record()
-        _RECORD["loaded"] = True
-    return _RECORD["lib"]  # type: ignore[return-value]
+    return _load_record()
 
 
+@functools.cache
 def library() -> ctypes.CDLL | None:
-    if not _STATE["loaded"]:
-        _STATE["lib"] = _load()
-        _STATE["loaded"] = True
-    return _STATE["lib"]  # type: ignore[return-value]
+    return _load()
 
 
 def f64(a: np.ndarray) -> ctypes.Array:
