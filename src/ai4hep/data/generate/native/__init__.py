@@ -15,11 +15,17 @@ _I64 = ctypes.POINTER(ctypes.c_int64)
 _F64 = ctypes.POINTER(ctypes.c_double)
 
 
-def _load() -> ctypes.CDLL | None:
+def _built(stem: str) -> Path | None:
+    """The compiled helper `stem` next to this file, or None when it was not built or AI4HEP_NO_NATIVE is set."""
     if os.environ.get("AI4HEP_NO_NATIVE"):
         return None
-    candidates = sorted(Path(__file__).parent.glob("_fjbatch*.so"))
-    if not candidates:
+    candidates = sorted(Path(__file__).parent.glob(f"{stem}*.so"))
+    return candidates[0] if candidates else None
+
+
+def _load() -> ctypes.CDLL | None:
+    path = _built("_fjbatch")
+    if path is None:
         return None
     import fastjet
 
@@ -28,7 +34,7 @@ def _load() -> ctypes.CDLL | None:
         for name in ("libfastjet.so", "libfastjettools.so", "libfastjetcontribfragile.so"):
             if (lib_dir / name).exists():
                 ctypes.CDLL(str(lib_dir / name), mode=ctypes.RTLD_GLOBAL)
-        lib = ctypes.CDLL(str(candidates[0]))
+        lib = ctypes.CDLL(str(path))
     except OSError:
         return None
     lib.ai4hep_cluster.restype = ctypes.c_int64
@@ -65,13 +71,11 @@ def _load() -> ctypes.CDLL | None:
 
 
 def _load_record() -> ctypes.CDLL | None:
-    if os.environ.get("AI4HEP_NO_NATIVE"):
-        return None
-    candidates = sorted(Path(__file__).parent.glob("_pythiarecord*.so"))
-    if not candidates:
+    path = _built("_pythiarecord")
+    if path is None:
         return None
     try:
-        lib = ctypes.CDLL(str(candidates[0]))
+        lib = ctypes.CDLL(str(path))
     except OSError:
         return None
     lib.ai4hep_read_event.restype = ctypes.c_int64
