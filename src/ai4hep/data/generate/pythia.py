@@ -174,7 +174,8 @@ class RecordReader:
             vec4_px = ctypes.cast(getattr(module, _VEC4_PX), ctypes.c_void_p).value
         except (OSError, AttributeError):
             return None
-        if len(accessors) != lib.ai4hep_record_accessors() or lib.ai4hep_record_columns() != 12:
+        columns = len(cls._INT_COLUMNS) + len(cls._FLOAT_COLUMNS)
+        if len(accessors) != lib.ai4hep_record_accessors() or lib.ai4hep_record_columns() != columns:
             return None
         probe = pythia8mc.Vec4(1.25, -2.5, 3.75, 10.0)
         if lib.ai4hep_call_double(vec4_px, _bound_pointer(probe)) != 1.25:
