@@ -94,3 +94,19 @@ def test_part_pair_bias_same_on_real_pairs_in_training_and_evaluation(top_shards
     assert dense.shape == sparse.shape == (24, 2, 120, 120)
     assert torch.count_nonzero(sparse[~real.expand_as(sparse)]) == 0
     assert torch.allclose(dense, sparse, atol=1e-5) and dense[real.expand_as(dense)].abs().sum() > 0
+
+
+@pytest.mark.parametrize("track_count", [True, False])
+def test_gn2_sees_how_many_tracks_a_jet_has(top_shards: Path, track_count: bool) -> None:
+    """Attention averages over tracks, so a jet with every track doubled looks the same to it; the track-count input
+    is what tells GN2 (like DIPS's sum) that the doubled jet has twice the tracks."""
+    entry = get_model("gn2")
+    model, batch = _batch(top_shards, "gn2", 60)
+    torch.manual_seed(0)
+    model = entry.cls(3, 5, 2, entry.parse_params({**SMALL["gn2"], "track_count": track_count})).eval()
+    doubled = {k: (torch.cat([v, v], dim=1) if v.ndim >= 2 and v.shape[1] == 60 else v) for k, v in batch.items()}
+    with torch.no_grad():
+        a = jet_logits(model(**model_inputs(model, batch)))
+        b = jet_logits(model(**model_inputs(model, doubled)))
+    differs = (a - b).abs().amax(dim=1) > 1e-4
+    assert bool(differs.all()) == track_count and bool(differs.any()) == track_count

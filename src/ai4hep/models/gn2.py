@@ -3,6 +3,11 @@ and jointly trained task heads: jet flavour, track origin (loss weight 0.5) and 
 
 The auxiliary heads are optional (`aux_tasks`), which is how the ablation "with and without auxiliary tasks" is one
 config key. Jet-level inputs (the paper uses jet pT and eta) are appended to every track before the embedding.
+
+Softmax attention and attention pooling average over the jet's tracks, so without help the network cannot tell how
+many tracks a jet has (a jet with every track doubled gives the same output), while DIPS's sum over tracks can. The
+track count is a strong flavour input (b-hadron decays add tracks), so `track_count` appends log(1 + n) of the
+jet's real tracks to every track's inputs.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class GN2Params(BaseModel):
     layers: int = Field(4, gt=0)
     ffn_ratio: int = Field(2, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1)
+    track_count: bool = Field(True, description="append log(1 + real tracks) to every track's inputs")
     head_hidden: list[int] = [128, 64, 32]
     aux_tasks: list[Literal["origin", "vertex"]] = ["origin", "vertex"]
     origin_weight: float = Field(0.5, ge=0)
@@ -85,7 +91,8 @@ class GN2(nn.Module):
         if params.embed % params.heads:
             raise ValueError(f"embed width {params.embed} is not divisible by heads={params.heads}")
         self.inputs = ("jet", "objects", "mask") if n_jet else ("objects", "mask")
-        self.init = mlp([n_obj + n_jet, *params.init, params.embed])
+        self.track_count = params.track_count
+        self.init = mlp([n_obj + n_jet + int(params.track_count), *params.init, params.embed])
         self.layers = nn.ModuleList(
             EncoderLayer(params.embed, params.heads, params.ffn_ratio, params.dropout) for _ in range(params.layers)
         )
@@ -98,8 +105,11 @@ class GN2(nn.Module):
 
     def encode(self, objects: torch.Tensor, mask: torch.Tensor, jet: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         b, t, _ = objects.shape
-        if jet is not None:
-            objects = torch.cat([objects, jet.unsqueeze(1).expand(-1, t, -1)], dim=-1)
+        extra = [] if jet is None else [jet]
+        if self.track_count:
+            extra.append(torch.log1p(mask.sum(dim=1, keepdim=True).to(objects.dtype)))
+        if extra:
+            objects = torch.cat([objects, torch.cat(extra, dim=-1).unsqueeze(1).expand(-1, t, -1)], dim=-1)
         m = mask.unsqueeze(-1).to(objects.dtype)
         key_pad = (~mask).to(objects.dtype) * NEG
         x = self.init(objects) * m
