@@ -36,6 +36,25 @@ def test_native_reader_matches_next_batch_bitwise():
     assert np.any(a.vx != 0) and np.any(a.vx == 0)
 
 
+def test_layout_probe_finds_every_field_and_both_read_paths_agree():
+    native, reference = _generators("flavour", 0)
+    layout = native._reader._layout
+    assert layout is not None, "the probe found no particle layout in this pythia8mc wheel"
+    assert len(set(layout[1:].tolist())) == len(layout) - 1 and layout[1:].max() < layout[0]
+    _assert_same(native.next_batch(4), reference.next_batch_awkward(4))
+    native._reader._layout_ptr = None  # the accessor path
+    _assert_same(native.next_batch(4), reference.next_batch_awkward(4))
+
+
+def test_wrong_layout_falls_back_to_the_accessors():
+    native, reference = _generators("top", 0)
+    reader = native._reader
+    reader._layout[0] += 8  # a wrong particle stride: the reader must notice and not read misplaced memory
+    a, b = native.next_batch(3), reference.next_batch_awkward(3)
+    _assert_same(a, b)
+    assert reader._layout_ptr is None
+
+
 def test_native_reader_grows_its_columns_inside_a_batch():
     native, reference = _generators("top", 0)
     native._reader._per_event = 1.0  # far too small: the reader must grow its columns mid-batch and keep what it has

@@ -15,6 +15,7 @@ MAX_PYTHIA_SEED = 900_000_000
 MAX_FAILED_EVENTS = 1000  # consecutive failed next() calls before a batch gives up
 DENSE_PID = 10_000  # particle ids below this in magnitude get charges from a dense table
 UNKNOWN_CHARGE = np.int8(-128)  # the dense table's mark for an id not looked up yet
+_MISPLACED = -(2**63)  # native/pythia_record.cpp: the particles are not where the layout says
 
 # Pythia's exported accessors (Itanium-mangled), in the order of native/pythia_record.cpp's Accessor enum:
 # Event::size, Event::operator[], then Particle::id, status, mother1, daughter1, daughter2, px, py, pz, e, xProd,
@@ -42,6 +43,11 @@ _ACCESSORS = (
     ),
 )
 _VEC4_PX = "_ZNK7Pythia84Vec42pxEv"
+# Particle setters and distinctive values for the layout probe, in the order of the reader's columns.
+_PROBE_INTS = {"id": 1_234_567, "status": -7_654_321, "mother1": 1_357_911, "daughter1": 2_468_024, "daughter2": 9_753}
+_PROBE_DOUBLES = {
+    name: 0.123456789 + 1e-3 * k for k, name in enumerate(("px", "py", "pz", "e", "xProd", "yProd", "zProd"))
+}
 
 
 @dataclass
@@ -139,6 +145,34 @@ def _bound_pointer(obj: object) -> int:
     return ctypes.c_void_p.from_address(id(obj) + object.__basicsize__).value or 0
 
 
+def _particle_layout(lib: ctypes.CDLL, fns) -> np.ndarray | None:
+    """The stride of an Event's particles and the byte offset of each column's field in a particle, found on probe
+    particles whose fields hold distinctive values; None unless each value sits at exactly one aligned place."""
+    import pythia8mc
+
+    event = pythia8mc.Event()
+    for k in range(3):
+        particle = pythia8mc.Particle()
+        for name, value in (*_PROBE_INTS.items(), *_PROBE_DOUBLES.items()):
+            getattr(particle, name)(value + k)
+        event.append(particle)
+    address = [lib.ai4hep_particle_address(fns, _bound_pointer(event), i) or 0 for i in range(3)]
+    stride = address[1] - address[0]
+    if stride <= 0 or address[2] - address[1] != stride:
+        return None
+    raw = ctypes.string_at(address[1], stride)  # the middle probe: every value + 1
+    layout = [stride]
+    for values, fmt in ((_PROBE_INTS, "<i4"), (_PROBE_DOUBLES, "<f8")):
+        size = np.dtype(fmt).itemsize
+        for value in values.values():
+            pattern = np.array(value + 1, dtype=fmt).tobytes()
+            found = [i for i in range(0, stride - size + 1, size) if raw[i : i + size] == pattern]
+            if len(found) != 1:
+                return None
+            layout.append(found[0])
+    return np.array(layout, dtype=np.int64)
+
+
 class RecordReader:
     """Generates events with next() and copies each event record into numpy columns in C++ (native/pythia_record.cpp),
     through the accessors the pythia8mc wheel exports. Same events and numbers as nextBatch (a test compares them
@@ -156,6 +190,8 @@ class RecordReader:
         self._per_event = 2048.0  # the most particles per event seen in a batch, to size the columns
         self._cols: dict[str, np.ndarray] = {}
         self._capacity = 0
+        self._layout = _particle_layout(lib, self._fns)  # None: every field through its accessor
+        self._layout_ptr = None if self._layout is None else ctypes.c_void_p(self._layout.ctypes.data)
 
     @classmethod
     def create(cls, pythia) -> RecordReader | None:
@@ -191,6 +227,17 @@ class RecordReader:
         self._cols, self._capacity = cols, capacity
         self._pointers = (ctypes.c_void_p * len(cols))(*(a.ctypes.data for a in cols.values()))
 
+    def _read(self, row: int) -> int:
+        """The current event into the columns at `row`: its particle count, or minus it when the columns are full."""
+        if self._layout_ptr is not None:
+            n = self._lib.ai4hep_read_event_layout(
+                self._fns, self._event_ptr, self._layout_ptr, self._pointers, row, self._capacity
+            )
+            if n != _MISPLACED:
+                return n
+            self._layout_ptr = None  # the particles are not where the probe found them: accessors from now on
+        return self._lib.ai4hep_read_event(self._fns, self._event_ptr, self._pointers, row, self._capacity)
+
     def next_batch(self, n_events: int) -> EventBatch:
         """`n_events` successful events; a failed next() is retried (Pythia's 'skip'), up to MAX_FAILED_EVENTS in a
         row.
@@ -201,7 +248,7 @@ class RecordReader:
         if need > self._capacity:
             self._grow(need, 0)
         offsets = np.zeros(n_events + 1, dtype=np.int64)
-        read, nxt = self._lib.ai4hep_read_event, self._pythia.next
+        nxt = self._pythia.next
         rows, done, failed = 0, 0, 0
         while done < n_events:
             if not nxt():
@@ -210,10 +257,10 @@ class RecordReader:
                     raise RuntimeError(f"Pythia failed {failed} events in a row; check the card's settings")
                 continue
             failed = 0
-            n = read(self._fns, self._event_ptr, self._pointers, rows, self._capacity)
+            n = self._read(rows)
             if n < 0:
                 self._grow(max(2 * self._capacity, rows - n), rows)
-                n = read(self._fns, self._event_ptr, self._pointers, rows, self._capacity)
+                n = self._read(rows)
             rows += n
             done += 1
             offsets[done] = rows

@@ -78,12 +78,19 @@ def _load_record() -> ctypes.CDLL | None:
         lib = ctypes.CDLL(str(path))
     except OSError:
         return None
-    lib.ai4hep_read_event.restype = ctypes.c_int64
-    lib.ai4hep_read_event.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
-    lib.ai4hep_call_double.restype = ctypes.c_double
-    lib.ai4hep_call_double.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-    lib.ai4hep_record_columns.restype = ctypes.c_int
-    lib.ai4hep_record_accessors.restype = ctypes.c_int
+    try:  # a helper built from an older source lacks some entry points: rebuild it (make does)
+        lib.ai4hep_read_event.restype = ctypes.c_int64
+        lib.ai4hep_read_event.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_int64]
+        lib.ai4hep_read_event_layout.restype = ctypes.c_int64
+        lib.ai4hep_read_event_layout.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64, ctypes.c_int64]
+        lib.ai4hep_particle_address.restype = ctypes.c_void_p
+        lib.ai4hep_particle_address.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+        lib.ai4hep_call_double.restype = ctypes.c_double
+        lib.ai4hep_call_double.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.ai4hep_record_columns.restype = ctypes.c_int
+        lib.ai4hep_record_accessors.restype = ctypes.c_int
+    except AttributeError:
+        return None
     return lib
 
 
