@@ -309,11 +309,15 @@ class Generator:
     def charges(self, pid: np.ndarray) -> np.ndarray:
         """Electric charge per particle id, through Pythia's particle table. Ids below DENSE_PID in magnitude (every
         stable hadron and lepton) are looked up in a dense table filled as ids appear: a sort of the ids
-        (np.unique) cost 12% of the detector's time."""
+        (np.unique) cost 12% of the detector's time, and on the first batch still 6 ms."""
         dense = np.abs(pid) < DENSE_PID
         slot = pid[dense].astype(np.int64) + DENSE_PID
-        for s in np.unique(slot[self._charge_table[slot] == UNKNOWN_CHARGE]).tolist():
-            self._charge_table[s] = self._charge(s - DENSE_PID)
+        unknown = slot[self._charge_table[slot] == UNKNOWN_CHARGE]
+        if len(unknown):  # the ids not seen before (every id, on a generator's first batch): marked, not sorted
+            seen = np.zeros(2 * DENSE_PID, dtype=bool)
+            seen[unknown] = True
+            for s in np.flatnonzero(seen).tolist():
+                self._charge_table[s] = self._charge(s - DENSE_PID)
         if dense.all():
             return self._charge_table[slot]
         values = np.empty(len(pid), dtype=np.int8)
