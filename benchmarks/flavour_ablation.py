@@ -1,7 +1,7 @@
 """Flavour-tagging ablation: IP3D-like templates, DIPS, and the GN2-style model without and with its auxiliary tasks,
 trained on the same `flavour` shards and evaluated on the same test shards.
 
-    python benchmarks/flavour_ablation.py --data bench-data/flavour80k --epochs 20
+    python benchmarks/flavour_ablation.py --data bench-data/flavour240k --epochs 10 --test bench-data/flavour-test150k
 
 Reports light- and c-jet rejection at the 70% b-efficiency working point (binomial errors), the improvement
 factors over DIPS and over the IP baseline, and the auxiliary-task metrics, then writes the table to
@@ -61,9 +61,9 @@ def _ratio(a: dict, b: dict) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="bench-data/flavour80k")
+    ap.add_argument("--data", default="bench-data/flavour240k")
     ap.add_argument("--work", default="out/flavour-ablation")
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--test", default=None, help="separate test dataset for the rejection table (default: test split)")
     ap.add_argument("--only-train", action="store_true", help="train (or resume) the runs and stop")
