@@ -4,8 +4,8 @@
 // (Event::size, Event::operator[], Particle::id, ...) by their mangled names and passes their addresses in, and this
 // file calls them as the Itanium C++ ABI lays out a non-virtual member function: a free function whose first argument
 // is the object. Pythia's nextBatch builds an awkward record of all 14 fields of every particle and costs 5-15% of
-// the event generation on top of next(); these 12 columns cost ~1% (ai4hep_read_event_layout: less). pythia.py checks the calls on a Vec4 it made
-// itself before trusting them, and falls back to nextBatch otherwise.
+// the event generation on top of next(); these 12 columns cost ~1%, less where ai4hep_read_event_layout applies.
+// pythia.py checks the calls on a Vec4 it made itself before trusting them, and falls back to nextBatch otherwise.
 #include <cstdint>
 #include <cstring>
 
