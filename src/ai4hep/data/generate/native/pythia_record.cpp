@@ -8,6 +8,7 @@
 // pythia.py checks the calls on a Vec4 it made itself before trusting them, and falls back to nextBatch otherwise.
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace {
 
@@ -26,33 +27,40 @@ enum Accessor {
 // The order of the output columns: five int32 columns, then seven float64 ones.
 enum Column { cId, cStatus, cMother1, cDaughter1, cDaughter2, cPx, cPy, cPz, cE, cVx, cVy, cVz, cCount };
 
+// Writes particles 0..n-1 (`particle(i)`) into the columns at row `offset`, each field through `field(particle, c)`
+// as int or double for column c. nextBatch stores no production vertex (None) for particles without one; ai4hep
+// stores the origin for them.
+template <typename Particle, typename Field>
+void copy_columns(int n, Particle particle, Field field, BoolFn has_vertex, void* const* cols, int64_t offset) {
+  for (int i = 0; i < n; ++i) {
+    const void* p = particle(i);
+    const int64_t row = offset + i;
+    for (int c = cId; c < cPx; ++c) static_cast<int32_t*>(cols[c])[row] = field(p, c, int32_t{});
+    for (int c = cPx; c < cVx; ++c) static_cast<double*>(cols[c])[row] = field(p, c, double{});
+    const bool vertexed = has_vertex(p);
+    for (int c = cVx; c < cCount; ++c) static_cast<double*>(cols[c])[row] = vertexed ? field(p, c, double{}) : 0.0;
+  }
+}
+
 }  // namespace
 
 extern "C" {
 
-// Appends the particles of `event` (an Event*) to the columns at row `offset`. Returns the number of particles, or
-// minus that number, with nothing written, when they do not fit into `capacity` rows.
+// Appends the particles of `event` (an Event*) to the columns at row `offset`, each field through its accessor.
+// Returns the number of particles, or minus that number, with nothing written, when they do not fit into `capacity`
+// rows.
 int64_t ai4hep_read_event(void* const* fns, void* event, void* const* cols, int64_t offset, int64_t capacity) {
   const int n = reinterpret_cast<SizeFn>(fns[kSize])(event);
   if (offset + n > capacity) return -static_cast<int64_t>(n);
   const auto at = reinterpret_cast<AtFn>(fns[kAt]);
-  const IntFn ints[5] = {reinterpret_cast<IntFn>(fns[kId]), reinterpret_cast<IntFn>(fns[kStatus]),
-                         reinterpret_cast<IntFn>(fns[kMother1]), reinterpret_cast<IntFn>(fns[kDaughter1]),
-                         reinterpret_cast<IntFn>(fns[kDaughter2])};
-  const DoubleFn momentum[4] = {reinterpret_cast<DoubleFn>(fns[kPx]), reinterpret_cast<DoubleFn>(fns[kPy]),
-                                reinterpret_cast<DoubleFn>(fns[kPz]), reinterpret_cast<DoubleFn>(fns[kE])};
-  const DoubleFn vertex[3] = {reinterpret_cast<DoubleFn>(fns[kXProd]), reinterpret_cast<DoubleFn>(fns[kYProd]),
-                              reinterpret_cast<DoubleFn>(fns[kZProd])};
-  const auto has_vertex = reinterpret_cast<BoolFn>(fns[kHasVertex]);
-  for (int i = 0; i < n; ++i) {
-    const void* particle = at(event, i);
-    const int64_t row = offset + i;
-    for (int c = 0; c < 5; ++c) static_cast<int32_t*>(cols[cId + c])[row] = ints[c](particle);
-    for (int c = 0; c < 4; ++c) static_cast<double*>(cols[cPx + c])[row] = momentum[c](particle);
-    // nextBatch stores no production vertex (None) for such particles; ai4hep stores the origin for them
-    const bool vertexed = has_vertex(particle);
-    for (int c = 0; c < 3; ++c) static_cast<double*>(cols[cVx + c])[row] = vertexed ? vertex[c](particle) : 0.0;
-  }
+  // the accessors of columns 0..11 follow each other in the Accessor enum, from kId
+  const auto field = [fns](const void* p, int c, auto type) {
+    using T = decltype(type);
+    if constexpr (std::is_same_v<T, int32_t>) return reinterpret_cast<IntFn>(fns[kId + c])(p);
+    else return reinterpret_cast<DoubleFn>(fns[kId + c])(p);
+  };
+  copy_columns(n, [at, event](int i) { return at(event, i); }, field, reinterpret_cast<BoolFn>(fns[kHasVertex]), cols,
+               offset);
   return n;
 }
 
@@ -67,26 +75,16 @@ int64_t ai4hep_read_event_layout(void* const* fns, void* event, const int64_t* l
   if (offset + n > capacity) return -static_cast<int64_t>(n);
   if (n == 0) return 0;
   const auto at = reinterpret_cast<AtFn>(fns[kAt]);
-  const auto has_vertex = reinterpret_cast<BoolFn>(fns[kHasVertex]);
   const int64_t stride = layout[0];
   const char* base = static_cast<const char*>(at(event, 0));
   if (static_cast<const char*>(at(event, n - 1)) != base + (n - 1) * stride) return INT64_MIN;
-  for (int i = 0; i < n; ++i) {
-    const char* particle = base + i * stride;
-    const int64_t row = offset + i;
-    for (int c = cId; c < cPx; ++c) {
-      std::memcpy(static_cast<int32_t*>(cols[c]) + row, particle + layout[1 + c], sizeof(int32_t));
-    }
-    for (int c = cPx; c < cVx; ++c) {
-      std::memcpy(static_cast<double*>(cols[c]) + row, particle + layout[1 + c], sizeof(double));
-    }
-    const bool vertexed = has_vertex(particle);
-    for (int c = cVx; c < cCount; ++c) {
-      double value = 0.0;
-      if (vertexed) std::memcpy(&value, particle + layout[1 + c], sizeof(double));
-      static_cast<double*>(cols[c])[row] = value;
-    }
-  }
+  const auto field = [layout](const void* p, int c, auto type) {
+    decltype(type) value;
+    std::memcpy(&value, static_cast<const char*>(p) + layout[1 + c], sizeof value);
+    return value;
+  };
+  copy_columns(n, [base, stride](int i) { return static_cast<const void*>(base + i * stride); }, field,
+               reinterpret_cast<BoolFn>(fns[kHasVertex]), cols, offset);
   return n;
 }
 
