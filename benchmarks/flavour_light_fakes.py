@@ -18,7 +18,7 @@ import numpy as np
 
 from ai4hep.data.inspect import dataset_files
 from ai4hep.metrics.evaluate import TrainedRun
-from ai4hep.metrics.flavour import discriminant_b
+from ai4hep.metrics.flavour import LIGHT, B, discriminant_b, working_point_cut
 from ai4hep.models.tasks import ORIGIN_CLASSES
 
 SHOWN = ("from_b", "from_c", "other_secondary")
@@ -48,16 +48,15 @@ def main() -> None:
         if not np.array_equal(pred.labels, labels):
             raise SystemExit(f"{run}: its predictions are not in the files' jet order")
         disc = discriminant_b(pred.probs)
-        b, light = pred.classes.index("b"), pred.classes.index("light")
-        cut = np.quantile(disc[labels == b], 1.0 - args.working_point)
-        is_light = labels == light
-        passing = origin[is_light & (disc > cut)]
+        cut = working_point_cut(disc[labels == B], args.working_point)  # the cut of the rejection tables
+        is_light = labels == LIGHT
+        passing = origin[is_light & (disc >= cut)]
         carries = {name: (passing == ORIGIN_CLASSES.index(name)).any(axis=1) for name in SHOWN}
         none = ~np.logical_or.reduce(list(carries.values()))
         counts = ", ".join(f"a {name} track {int(v.sum())}" for name, v in carries.items())
         n_light = int(is_light.sum())
         print(f"{run}: {len(passing)} of {n_light} light jets pass; with {counts}; none of these {none.sum()}")
-    every = origin[labels == pred.classes.index("light")]
+    every = origin[labels == LIGHT]
     share = {name: 100 * (every == ORIGIN_CLASSES.index(name)).any(axis=1).mean() for name in SHOWN}
     shares = ", ".join(f"{name} {value:.2f}%" for name, value in share.items())
     print(f"all light jets carrying a track of each kind: {shares}")

@@ -52,7 +52,7 @@ def test_wrong_layout_falls_back_to_the_accessors():
     reader._layout[0] += 8  # a wrong particle stride: the reader must notice and not read misplaced memory
     a, b = native.next_batch(3), reference.next_batch_awkward(3)
     _assert_same(a, b)
-    assert reader._layout_ptr is None
+    assert reader._layout is None and reader._layout_ptr is None
 
 
 def test_native_reader_grows_its_columns_inside_a_batch():

@@ -58,7 +58,7 @@ def _ratio(num: float, den: float) -> float | None:
     return float(num / den) if den else None
 
 
-def _cut(disc_signal: np.ndarray, eff: float) -> float:
+def working_point_cut(disc_signal: np.ndarray, eff: float) -> float:
     """The cut disc >= cut keeping at least `eff` of the signal jets (the quantile binary.rejection_at uses)."""
     if len(disc_signal) == 0:
         return float("nan")
@@ -105,7 +105,7 @@ def rejection_table(
     sig = disc[labels == signal]
     rows = []
     for wp in working_points:
-        cut = _cut(sig, wp)
+        cut = working_point_cut(sig, wp)
         row = {"working_point": float(wp), "cut": cut, "signal_eff": _efficiency(_n_pass(sig, cut), len(sig))["eff"]}
         rows.append(row | _rejections(disc, labels, cut, signal))
     return rows
@@ -128,7 +128,7 @@ def rejection_vs_pt(
     comes from all signal jets, so the efficiency varies with pT as it does in an analysis). Bins [low, high) with no
     jets are dropped."""
     disc, labels, pt = np.asarray(disc, float), np.asarray(labels), np.asarray(pt, float)
-    cut = _cut(disc[labels == signal], working_point)
+    cut = working_point_cut(disc[labels == signal], working_point)
     edges = np.asarray(pt_bins, float)
     bins = []
     for lo, hi in itertools.pairwise(edges):

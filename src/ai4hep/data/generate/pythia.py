@@ -235,7 +235,7 @@ class RecordReader:
             )
             if n != _MISPLACED:
                 return n
-            self._layout_ptr = None  # the particles are not where the probe found them: accessors from now on
+            self._layout = self._layout_ptr = None  # the particles are not where the probe found them: accessors now
         return self._lib.ai4hep_read_event(self._fns, self._event_ptr, self._pointers, row, self._capacity)
 
     def next_batch(self, n_events: int) -> EventBatch:
