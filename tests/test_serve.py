@@ -4,6 +4,7 @@ tritonclient (HTTP and gRPC) and with hand-made malformed requests, on models tr
 from __future__ import annotations
 
 import asyncio
+import gzip
 import http.client
 import json
 import os
@@ -397,6 +398,118 @@ def test_malformed_requests_get_4xx_and_the_server_keeps_serving(server: Server,
         valid()
     fails = _stats(h, "dips")["inference_stats"]["fail"]["count"] - fails_before
     assert fails >= 8  # requests that named the model: counted as its failures
+
+
+def _read_reply(sock: socket.socket, buffer: bytearray, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP response from a raw socket; `buffer` keeps what arrived beyond it."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed mid-response: {bytes(buffer)!r}"
+        buffer += chunk
+    end = buffer.index(b"\r\n\r\n")
+    lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
+    headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:])}
+    size = 0 if head_only else int(headers.get("content-length", "0"))
+    while len(buffer) < end + 4 + size:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed mid-body"
+        buffer += chunk
+    body = bytes(buffer[end + 4 : end + 4 + size])
+    del buffer[: end + 4 + size]
+    return int(lines[0].split()[1]), headers, body
+
+
+def _closed(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_http_layer_pipelining_continue_chunked_compressed_and_refusals(server: Server, runs: dict[str, Path]) -> None:
+    """The HTTP/1.1 layer (http_wire.py) on raw sockets: pipelined requests answered in order, Expect: 100-continue,
+    chunked and gzip/deflate bodies, HEAD, and each refusal with its status, the server serving on."""
+    feed = _inputs(runs["dips"], 2, objects=6)
+    h = thttp.InferenceServerClient(server.http)
+    want = h.infer("dips", _http_inputs(feed)).as_numpy("probs")
+    tensors = [
+        {"name": n, "datatype": "BOOL" if a.dtype == bool else "FP32", "shape": list(a.shape)} for n, a in feed.items()
+    ]
+    for t, a in zip(tensors, feed.values(), strict=True):
+        t["parameters"] = {"binary_data_size": a.nbytes}
+    head = json.dumps({"inputs": tensors, "outputs": [{"name": "probs", "parameters": {"binary_data": True}}]})
+    body = head.encode() + b"".join(a.tobytes() for a in feed.values())
+
+    def infer(length: int | None, *extra: str, path: str = "/v2/models/dips/infer") -> bytes:
+        lines = [f"POST {path} HTTP/1.1", "Host: x", f"Inference-Header-Content-Length: {len(head)}", *extra]
+        lines += [] if length is None else [f"Content-Length: {length}"]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    def probs(reply: tuple[int, dict, bytes]) -> np.ndarray:
+        status, headers, data = reply
+        assert status == 200, data
+        return np.frombuffer(data[int(headers["inference-header-content-length"]) :], np.float32).reshape(2, 3)
+
+    def connect() -> tuple[socket.socket, bytearray]:
+        return socket.create_connection((server.host, server.http_port), timeout=30), bytearray()
+
+    def refused(reply: tuple[int, dict, bytes], status: int, message: str) -> None:
+        assert reply[0] == status and message in json.loads(reply[2])["error"], reply
+
+    sock, buf = connect()
+    ready = b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n"
+    sock.sendall(infer(len(body)) + body + ready + infer(len(body)) + body)  # three requests in one write
+    np.testing.assert_allclose(probs(_read_reply(sock, buf)), want, rtol=1e-6)
+    assert _read_reply(sock, buf)[0] == 200
+    np.testing.assert_allclose(probs(_read_reply(sock, buf)), want, rtol=1e-6)
+    sock.sendall(infer(len(body), "Expect: 100-continue"))
+    assert _read_reply(sock, buf)[0] == 100
+    sock.sendall(body)
+    np.testing.assert_allclose(probs(_read_reply(sock, buf)), want, rtol=1e-6)
+    cut = len(body) // 2
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (body[:cut], body[cut:])) + b"0\r\n\r\n"
+    sock.sendall(infer(None, "Transfer-Encoding: chunked") + chunked)
+    np.testing.assert_allclose(probs(_read_reply(sock, buf)), want, rtol=1e-6)
+    sock.sendall(b"HEAD /v2 HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, _ = _read_reply(sock, buf, head_only=True)
+    assert status == 200 and int(headers["content-length"]) > 0
+    # refusals that keep the connection: wrong method, too large (chunked, or once inflated), unknown or broken
+    # compression
+    sock.sendall(b"GET /v2/models/dips/infer HTTP/1.1\r\nHost: x\r\n\r\n")
+    refused(_read_reply(sock, buf), 405, "use POST")
+    sock.sendall(b"POST /v2/health/live HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    refused(_read_reply(sock, buf), 405, "use GET")
+    piece = b"x" * (512 << 10)
+    sock.sendall(infer(None, "Transfer-Encoding: chunked") + (b"%x\r\n%s\r\n" % (len(piece), piece)) * 3 + b"0\r\n\r\n")
+    refused(_read_reply(sock, buf), 413, "--max-request-mb")
+    bomb = gzip.compress(b"\0" * (3 << 20))
+    sock.sendall(infer(len(bomb), "Content-Encoding: gzip") + bomb)
+    refused(_read_reply(sock, buf), 413, "--max-request-mb")
+    sock.sendall(infer(len(body), "Content-Encoding: br") + body)
+    refused(_read_reply(sock, buf), 415, "gzip, deflate or identity")
+    sock.sendall(infer(len(body), "Content-Encoding: gzip") + body)
+    refused(_read_reply(sock, buf), 400, "not valid gzip")
+    sock.sendall(infer(len(body)) + body)
+    np.testing.assert_allclose(probs(_read_reply(sock, buf)), want, rtol=1e-6)
+    sock.close()
+    # refusals that close the connection: too large with Expect (answered before the body), bad HTTP, headers beyond
+    # 64 KiB
+    closing = {
+        "expect": (infer(2 << 20, "Expect: 100-continue"), 413, "--max-request-mb"),
+        "http": (b"GET /v2 HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400, "malformed HTTP request"),
+        "headers": (b"GET /v2 HTTP/1.1\r\nX-Big: " + b"y" * (70 << 10) + b"\r\n\r\n", 431, "64 KiB"),
+    }
+    for what, (data, status, message) in closing.items():
+        sock, buf = connect()
+        sock.sendall(data)
+        reply = _read_reply(sock, buf)
+        refused(reply, status, message)
+        assert reply[1].get("connection") == "close" and _closed(sock), what
+        sock.close()
+    # tritonclient's own request compression
+    for algorithm in ("gzip", "deflate"):
+        out = h.infer("dips", _http_inputs(feed), request_compression_algorithm=algorithm).as_numpy("probs")
+        np.testing.assert_allclose(out, want, rtol=1e-6, err_msg=algorithm)
 
 
 def test_model_names_cannot_escape_the_repository(server: Server, repository: Path) -> None:

@@ -1,11 +1,11 @@
 """The ceiling row of benchmarks/serving_compare.py: a server that runs no model and does no checking.
 
-It speaks just enough of the Open Inference Protocol for the benchmark's client, with the same libraries as
-`ai4hep serve` (grpc.aio and aiohttp): health and model ready over HTTP, and infer over gRPC (raw binary tensors) and
-HTTP (binary tensor extension). Every infer is answered with precomputed bytes: the reference outputs of the pool's
-first `batch` jets, so that the client's check of its first answer passes (later answers are not the right ones).
-What it measures is the most any Python server built on these libraries can reach with this client on this
-machine: the protocol's own cost, with nothing of a model server's work.
+It speaks just enough of the Open Inference Protocol for the benchmark's client, with the same libraries as `ai4hep
+serve` (grpc.aio, and ai4hep's HTTP/1.1 layer on httptools, ai4hep.serve.http_wire): health and model ready over HTTP,
+and infer over gRPC (raw binary tensors) and HTTP (binary tensor extension). Every infer is answered with precomputed
+bytes: the reference outputs of the pool's first `batch` jets, so that the client's check of its first answer passes
+(later answers are not the right ones). What it measures is the most any Python server built on these libraries can
+reach with this client on this machine: the protocol's own cost, with nothing of a model server's work.
 
     python benchmarks/peers/fixed_reply.py --http-port 8000 --grpc-port 8001 --pool mlp=POOL.npz:probs ...
 """
@@ -16,11 +16,13 @@ import argparse
 import asyncio
 import contextlib
 import json
+import socket
 
 import grpc
 import numpy as np
-from aiohttp import web
 from tritonclient.grpc import service_pb2 as pb
+
+from ai4hep.serve.http_wire import HttpServer, Request, Response
 
 
 class Replies:
@@ -71,23 +73,17 @@ def grpc_handler(replies: Replies):
     return grpc.method_handlers_generic_handler("inference.GRPCInferenceService", methods)
 
 
-def http_app(replies: Replies) -> web.Application:
-    async def ok(request: web.Request) -> web.Response:
-        return web.Response()
+def http_handler(replies: Replies):
+    async def handle(request: Request) -> Response:
+        parts = request.path.split("/")  # /v2/health/ready, /v2/models/M/ready, /v2/models/M/infer
+        if request.method != "POST" or parts[-1] != "infer":
+            return Response()
+        size = int(request.headers.get("inference-header-content-length", len(request.body)))
+        head = json.loads(request.body[:size])
+        data, header_size = replies.http_reply(parts[3], int(head["inputs"][0]["shape"][0]))
+        return Response(200, data, "application/octet-stream", (("Inference-Header-Content-Length", str(header_size)),))
 
-    async def infer(request: web.Request) -> web.Response:
-        body = await request.read()
-        size = int(request.headers.get("Inference-Header-Content-Length", len(body)))
-        head = json.loads(body[:size])
-        data, header_size = replies.http_reply(request.match_info["model"], int(head["inputs"][0]["shape"][0]))
-        headers = {"Inference-Header-Content-Length": str(header_size)}
-        return web.Response(body=data, headers=headers, content_type="application/octet-stream")
-
-    app = web.Application(client_max_size=1 << 30)
-    app.router.add_get("/v2/health/ready", ok)
-    app.router.add_get("/v2/models/{model}/ready", ok)
-    app.router.add_post("/v2/models/{model}/infer", infer)
-    return app
+    return handle
 
 
 async def serve(replies: Replies, http_port: int, grpc_port: int) -> None:
@@ -95,14 +91,13 @@ async def serve(replies: Replies, http_port: int, grpc_port: int) -> None:
     server.add_generic_rpc_handlers([grpc_handler(replies)])
     server.add_insecure_port(f"127.0.0.1:{grpc_port}")
     await server.start()
-    runner = web.AppRunner(http_app(replies), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", http_port).start()
+    http = HttpServer(http_handler(replies), 1 << 30)
+    await http.start(socket.create_server(("127.0.0.1", http_port), backlog=1024))
     print(f"fixed-reply server: HTTP {http_port}, gRPC {grpc_port}", flush=True)
     try:
         await server.wait_for_termination()
     finally:
-        await runner.cleanup()
+        await http.shutdown(1.0)
 
 
 def main() -> None:

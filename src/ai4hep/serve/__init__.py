@@ -1,5 +1,6 @@
 """`ai4hep serve`: ONNX models from a Triton-layout repository over the Open Inference Protocol (v2), REST and gRPC.
 
-One asyncio process: aiohttp for HTTP, grpc.aio for gRPC, onnxruntime sessions run inline when they are fast and in
-a thread otherwise, a dynamic batcher per model where config.pbtxt asks for one. See docs/serving.md.
+One asyncio process: HTTP/1.1 on the httptools parser (http_wire.py), grpc.aio for gRPC, onnxruntime sessions run
+inline when they are fast and in a thread otherwise, a dynamic batcher per model where config.pbtxt asks for one.
+See docs/serving.md.
 """

@@ -1,25 +1,26 @@
-"""The Open Inference Protocol over HTTP/REST (aiohttp), with Triton's binary tensor, statistics, model
+"""The Open Inference Protocol over HTTP/REST (on http_wire), with Triton's binary tensor, statistics, model
 configuration and repository-index extensions.
 
 Errors are `{"error": "..."}` with a 4xx status (tritonclient decodes exactly that shape). The infer handler is the
-hot path: one body read, one json.loads of the header, zero-copy np.frombuffer views of the binary inputs, one join
-of the binary outputs; no logging, no per-request objects beyond those.
+hot path: one json.loads of the header, zero-copy np.frombuffer views of the binary inputs, one join of the binary
+outputs; no logging, no per-request objects beyond those.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
 
 import numpy as np
-from aiohttp import web
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from ai4hep import __version__
 from ai4hep.serve import metrics
 from ai4hep.serve.engine import EXTENSIONS, SERVER_NAME, Engine
+from ai4hep.serve.http_wire import Request, Response, error_response, json_response
 from ai4hep.serve.tensors import InferError, check_complete, check_input, from_buffer, from_values, output_index
 
 STATUS = {
@@ -33,6 +34,7 @@ STATUS = {
 }
 PUBLIC = frozenset(("/v2/health/live", "/v2/health/ready"))  # probes work without the token
 HEADER_LENGTH = "Inference-Header-Content-Length"
+_HEADER_LENGTH_KEY = HEADER_LENGTH.lower()
 _INT64 = {3, 4, 6, 16, 18}  # FieldDescriptor types printed as strings by protobuf's JSON mapping
 
 
@@ -62,8 +64,8 @@ def to_json(message: Message) -> dict:
     return _ints(message.DESCRIPTOR, data)
 
 
-def error(message: str, status: int) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+def error(message: str, status: int) -> Response:
+    return error_response(message, status)
 
 
 def _requested(model, request: dict) -> list[tuple[int, bool]]:
@@ -133,7 +135,7 @@ def decode(model, body: bytes, header_length: str | None) -> tuple[dict, dict[st
     return request, feed, batch or 1
 
 
-def encode(model, request: dict, outputs: list[np.ndarray], chosen: list[tuple[int, bool]]) -> web.Response:
+def encode(model, request: dict, outputs: list[np.ndarray], chosen: list[tuple[int, bool]]) -> Response:
     entries, blobs = [], []
     for i, binary in chosen:
         spec, arr = model.outputs[i], outputs[i]
@@ -150,11 +152,12 @@ def encode(model, request: dict, outputs: list[np.ndarray], chosen: list[tuple[i
         reply["id"] = request["id"]
     header = json.dumps(reply, separators=(",", ":")).encode()
     if not blobs:
-        return web.Response(body=header, content_type="application/json")
-    return web.Response(
-        body=b"".join([header, *blobs]),
-        headers={HEADER_LENGTH: str(len(header)), "Content-Type": "application/octet-stream"},
-    )
+        return Response(200, header, "application/json")
+    return Response(200, b"".join([header, *blobs]), "application/octet-stream", ((HEADER_LENGTH, str(len(header))),))
+
+
+Params = dict[str, str]
+Route = Callable[[Request, Params], Awaitable[Response]]
 
 
 class HttpFrontEnd:
@@ -162,69 +165,88 @@ class HttpFrontEnd:
         self.engine = engine
         self.max_request_bytes = max_request_bytes
         self.registry = metrics.registry(engine)
+        self.fixed: dict[str, tuple[str, Route]] = {
+            "/v2/health/live": ("GET", self.live),
+            "/v2/health/ready": ("GET", self.ready),
+            "/v2": ("GET", self.server_metadata),
+            "/v2/models/stats": ("GET", self.stats),
+            "/v2/repository/index": ("POST", self.index),
+            "/metrics": ("GET", self.metrics),
+        }
+        self.per_model: dict[str, tuple[str, Route]] = {
+            "": ("GET", self.model_metadata),
+            "ready": ("GET", self.model_ready),
+            "config": ("GET", self.model_config),
+            "stats": ("GET", self.stats),
+            "infer": ("POST", self.infer),
+        }
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=self.max_request_bytes, middlewares=[self._guard])
-        r = app.router
-        # aiohttp tries routes in order: infer first, as nearly every request is one
-        r.add_post("/v2/models/{model}/infer", self.infer)
-        r.add_post("/v2/models/{model}/versions/{version}/infer", self.infer)
-        r.add_get("/v2/health/live", self.live)
-        r.add_get("/v2/health/ready", self.ready)
-        r.add_get("/v2", self.server_metadata)
-        r.add_get("/v2/models/stats", self.stats)
-        r.add_post("/v2/repository/index", self.index)
-        r.add_get("/metrics", self.metrics)
-        for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
-            r.add_get(base, self.model_metadata)
-            r.add_get(base + "/ready", self.model_ready)
-            r.add_get(base + "/config", self.model_config)
-            r.add_get(base + "/stats", self.stats)
-        return app
+    def route(self, path: str) -> tuple[str, Route, Params] | None:
+        """(method, handler, path parameters) for a path: the fixed ones, then /v2/models/MODEL[/versions/V][/TAIL].
+        Segments are split before they are percent-decoded, so an encoded '/' stays inside a model name (and is
+        refused as one)."""
+        if path in self.fixed:
+            return (*self.fixed[path], {})
+        parts = path.split("/")
+        if len(parts) < 4 or parts[:3] != ["", "v2", "models"] or not parts[3]:
+            return None
+        params = {"model": unquote(parts[3])}
+        rest = parts[4:]
+        if rest[:1] == ["versions"]:
+            if len(rest) < 2 or not rest[1]:
+                return None
+            params["version"] = unquote(rest[1])
+            rest = rest[2:]
+        if len(rest) > 1 or (rest and rest[0] not in self.per_model) or rest == [""]:
+            return None
+        return (*self.per_model[rest[0] if rest else ""], params)
 
-    @web.middleware
-    async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
-        token_ok = self.engine.token is None or request.path in PUBLIC
-        if not token_ok and not self.engine.authorized(request.headers.get("Authorization")):
-            self.engine.refused("http", "unauthenticated")
-            return web.json_response(
-                {"error": "missing or wrong bearer token: send the header 'Authorization: Bearer TOKEN'"},
-                status=401,
-                headers={"WWW-Authenticate": "Bearer"},
+    async def handle(self, request: Request) -> Response:
+        """Token check (except for the health probes), routing, and the protocol's error shape for every refusal."""
+        engine = self.engine
+        public = engine.token is None or request.path in PUBLIC
+        if not public and not engine.authorized(request.headers.get("authorization")):
+            engine.refused("http", "unauthenticated")
+            return error_response(
+                "missing or wrong bearer token: send the header 'Authorization: Bearer TOKEN'",
+                401,
+                (("WWW-Authenticate", "Bearer"),),
+            )
+        found = self.route(request.path)
+        if found is None:
+            engine.refused("http", "404")
+            return error(f"no endpoint {request.method} {request.path}; see docs/serving.md", 404)
+        method, handler, params = found
+        if request.method != method and not (method == "GET" and request.method == "HEAD"):
+            engine.refused("http", "405")
+            return error_response(
+                f"{request.method} is not allowed on {request.path}; use {method}", 405, (("Allow", method),)
             )
         try:
-            return await handler(request)
+            return await handler(request, params)
         except InferError as exc:
-            self.engine.refused("http", exc.kind)
+            engine.refused("http", exc.kind)
             return error(str(exc), STATUS[exc.kind])
-        except web.HTTPException as exc:
-            self.engine.refused("http", str(exc.status))
-            if exc.status == 404:
-                return error(f"no endpoint {request.method} {request.path}; see docs/serving.md", 404)
-            return error(exc.reason if exc.text is None else exc.text.strip(), exc.status)
-        except Exception as exc:  # a bug, not a bad request: keep serving, answer in the protocol's error shape
-            logging.getLogger("ai4hep.serve").exception("internal error on %s %s", request.method, request.path)
-            return error(f"internal server error ({exc.__class__.__name__}: {exc})", 500)
 
-    async def live(self, request: web.Request) -> web.Response:
-        return web.Response()
+    async def live(self, request: Request, params: Params) -> Response:
+        return Response()
 
-    async def ready(self, request: web.Request) -> web.Response:
-        return web.Response() if self.engine.ready else error("the server is shutting down", 503)
+    async def ready(self, request: Request, params: Params) -> Response:
+        return Response() if self.engine.ready else error("the server is shutting down", 503)
 
-    async def server_metadata(self, request: web.Request) -> web.Response:
-        return web.json_response({"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS})
+    async def server_metadata(self, request: Request, params: Params) -> Response:
+        return json_response({"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS})
 
-    def _model(self, request: web.Request):
-        return self.engine.model(request.match_info["model"], request.match_info.get("version", ""))
+    def _model(self, params: Params):
+        return self.engine.model(params["model"], params.get("version", ""))
 
-    async def model_metadata(self, request: web.Request) -> web.Response:
-        m = self._model(request)
+    async def model_metadata(self, request: Request, params: Params) -> Response:
+        m = self._model(params)
 
         def tensors(specs):
             return [{"name": s.name, "datatype": s.datatype, "shape": m.metadata_shape(s)} for s in specs]
 
-        return web.json_response(
+        return json_response(
             {
                 "name": m.name,
                 "versions": [str(v) for v in sorted(self.engine.versions[m.name])],
@@ -234,43 +256,41 @@ class HttpFrontEnd:
             }
         )
 
-    async def model_ready(self, request: web.Request) -> web.Response:
-        self._model(request)
-        return web.Response() if self.engine.ready else error("the server is shutting down", 503)
+    async def model_ready(self, request: Request, params: Params) -> Response:
+        self._model(params)
+        return Response() if self.engine.ready else error("the server is shutting down", 503)
 
-    async def model_config(self, request: web.Request) -> web.Response:
-        return web.json_response(to_json(self._model(request).config))
+    async def model_config(self, request: Request, params: Params) -> Response:
+        return json_response(to_json(self._model(params).config))
 
-    async def stats(self, request: web.Request) -> web.Response:
+    async def stats(self, request: Request, params: Params) -> Response:
         from tritonclient.grpc import service_pb2
 
-        if "model" in request.match_info:
-            m = self._model(request)
-            models = [m] if "version" in request.match_info else list(self.engine.versions[m.name].values())
+        if "model" in params:
+            m = self._model(params)
+            models = [m] if "version" in params else list(self.engine.versions[m.name].values())
         else:
             models = self.engine.models
         reply = service_pb2.ModelStatisticsResponse(model_stats=[m.stats.to_proto(m.name, m.version) for m in models])
-        return web.json_response(to_json(reply))
+        return json_response(to_json(reply))
 
-    async def index(self, request: web.Request) -> web.Response:
-        return web.json_response(
+    async def index(self, request: Request, params: Params) -> Response:
+        if request.too_large is not None:
+            raise InferError(self._too_large(request.too_large), "too_large")
+        return json_response(
             [{"name": m.name, "version": str(m.version), "state": "READY", "reason": ""} for m in self.engine.models]
         )
 
-    async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=metrics.render(self.registry), headers={"Content-Type": metrics.CONTENT_TYPE})
+    async def metrics(self, request: Request, params: Params) -> Response:
+        return Response(200, metrics.render(self.registry), metrics.CONTENT_TYPE)
 
-    async def infer(self, request: web.Request) -> web.Response:
+    async def infer(self, request: Request, params: Params) -> Response:
         start = time.perf_counter_ns()
-        model = self._model(request)
+        model = self._model(params)
         try:
-            if (request.content_length or 0) > self.max_request_bytes:
-                raise InferError(self._too_large(request.content_length), "too_large")
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raise InferError(self._too_large(None), "too_large") from None
-            req, feed, batch = decode(model, body, request.headers.get(HEADER_LENGTH))
+            if request.too_large is not None:
+                raise InferError(self._too_large(request.too_large), "too_large")
+            req, feed, batch = decode(model, request.body, request.headers.get(_HEADER_LENGTH_KEY))
             chosen = _requested(model, req)
             outputs = await self.engine.infer(model, feed, batch, start)
             return encode(model, req, outputs, chosen)

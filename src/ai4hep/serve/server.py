@@ -52,22 +52,17 @@ async def _serve(
     echo: Callable[[str], None],
 ) -> None:
     import grpc
-    from aiohttp import web
 
     from ai4hep.serve.grpc_service import add_service
     from ai4hep.serve.http import HttpFrontEnd
+    from ai4hep.serve.http_wire import HttpServer
 
     loop = asyncio.get_running_loop()
     engine.start()
     sock = _listen(host, http_port, "--http-port")
-    runner = web.AppRunner(
-        HttpFrontEnd(engine, max_request_bytes).app(),
-        access_log=None,
-        handle_signals=False,
-        shutdown_timeout=drain_timeout,
-    )
-    await runner.setup()
-    await web.SockSite(runner, sock, shutdown_timeout=drain_timeout).start()
+    front = HttpFrontEnd(engine, max_request_bytes)
+    http = HttpServer(front.handle, max_request_bytes, lambda kind: engine.refused("http", kind))
+    await http.start(sock)
     http_bound = sock.getsockname()[1]
     server = grpc.aio.server(
         options=[
@@ -80,7 +75,7 @@ async def _serve(
     try:
         grpc_bound = server.add_insecure_port(_address(host, grpc_port))
     except RuntimeError:
-        await runner.cleanup()
+        await http.shutdown(0)
         raise UserError(f"cannot listen on {_address(host, grpc_port)} for gRPC; choose another --grpc-port") from None
     await server.start()
 
@@ -97,7 +92,7 @@ async def _serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, force.set)
     engine.draining = True
-    drain = asyncio.gather(server.stop(drain_timeout), runner.cleanup(), engine.drain())
+    drain = asyncio.gather(server.stop(drain_timeout), http.shutdown(drain_timeout), engine.drain())
     forced = loop.create_task(force.wait())
     await asyncio.wait([drain, forced], return_when=asyncio.FIRST_COMPLETED)
     if force.is_set():
@@ -105,6 +100,8 @@ async def _serve(
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await drain
         await server.stop(0)
+        for conn in list(http.connections):
+            conn.transport.abort()
     forced.cancel()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
