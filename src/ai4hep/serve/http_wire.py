@@ -169,16 +169,25 @@ class _Connection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self.url += url
-        self.head_bytes += len(url)
+        self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.head_bytes += len(name) + len(value) + 4
-        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
-        self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
+        if self._count_head(len(name) + len(value) + 4):
+            key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+            self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
+
+    def _count_head(self, size: int) -> bool:
+        """False, and the connection refused, once the request line and headers pass MAX_HEAD_BYTES: checked as
+        they arrive, so that endless headers cannot fill the memory."""
+        self.head_bytes += size
+        if self.head_bytes <= MAX_HEAD_BYTES:
+            return True
+        if not self.stopped:
+            self._refuse(431, f"the request line and headers exceed {MAX_HEAD_BYTES // 1024} KiB; send fewer headers")
+        return False
 
     def on_headers_complete(self) -> None:
-        if self.head_bytes > MAX_HEAD_BYTES:
-            self._refuse(431, f"the request line and headers exceed {MAX_HEAD_BYTES // 1024} KiB; send fewer headers")
+        if self.stopped:
             return
         length = self.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.server.max_body:
