@@ -512,6 +512,74 @@ def test_http_layer_pipelining_continue_chunked_compressed_and_refusals(server: 
         np.testing.assert_allclose(out, want, rtol=1e-6, err_msg=algorithm)
 
 
+def _mean_model(path: Path, per_object: bool = False) -> None:
+    """An ONNX model that averages its objects without looking at the mask: cutting padding changes its output;
+    with `per_object`, it also returns its mask (an output with one entry per object)."""
+    from onnx import TensorProto, helper, save
+
+    objects = helper.make_tensor_value_info("objects", TensorProto.FLOAT, ["batch", "n_objects", 2])
+    mask = helper.make_tensor_value_info("mask", TensorProto.BOOL, ["batch", "n_objects"])
+    probs = helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 2])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
+    nodes = [helper.make_node("ReduceMean", ["objects", "axes"], ["probs"], keepdims=0)]
+    outputs = [probs]
+    if per_object:
+        nodes.append(helper.make_node("Identity", ["mask"], ["echo"]))
+        outputs.append(helper.make_tensor_value_info("echo", TensorProto.BOOL, ["batch", "n_objects"]))
+    graph = helper.make_graph(nodes, "mean", [objects, mask], outputs, initializer=[axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    path.parent.mkdir(parents=True)
+    save(model, str(path))
+
+
+def test_padding_is_cut_to_the_longest_jet_where_outputs_allow(repository: Path, runs, tmp_path: Path, capsys) -> None:
+    """ai4hep.trim_padding (written by the export for models with a mask): a batch is cut after the last object any
+    of its jets holds, with the same outputs; a model whose outputs depend on the padding is served uncut, with a
+    warning; a parameter that names no mask is one clear error."""
+    from ai4hep.errors import UserError
+    from ai4hep.serve.engine import load_repository
+    from ai4hep.serve.padding import TRIM_KEY, trimmable
+
+    config = text_format.Parse((repository / "dips" / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    assert config.parameters[TRIM_KEY].string_value == "mask"
+    dips = next(m for m in load_repository(repository) if m.name == "dips")
+    assert dips.trim is not None and sorted(dips.trim.cut) == [("mask", 1), ("objects", 1)]
+    feed = _inputs(runs["dips"], 5)
+    longest = int(feed["mask"].sum(axis=1).max())
+    assert longest < feed["mask"].shape[1], "the test jets should carry padding"
+    cut = dips.trim.apply(feed)
+    assert cut["objects"].shape[1] == cut["mask"].shape[1] == longest and cut["jet"] is feed["jet"]
+    full = dips.session.run(["probs"], feed)[0]
+    np.testing.assert_allclose(dips.session.run(["probs"], cut)[0], full, rtol=1e-5, atol=1e-6)
+    empty = {**feed, "mask": np.zeros_like(feed["mask"])}
+    assert dips.trim.apply(empty)["objects"].shape[1] == 1
+
+    repo = tmp_path / "repo"
+    _mean_model(repo / "mean" / "1" / "model.onnx")
+    (repo / "mean" / "config.pbtxt").write_text(
+        f'name: "mean"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 8\n'
+        f'parameters {{ key: "{TRIM_KEY}" value {{ string_value: "mask" }} }}\n'
+    )
+    capsys.readouterr()
+    (mean,) = load_repository(repo)
+    assert mean.trim is None and "served uncut" in capsys.readouterr().err
+    (repo / "mean" / "config.pbtxt").write_text(
+        (repo / "mean" / "config.pbtxt").read_text().replace('string_value: "mask"', 'string_value: "objects"')
+    )
+    with pytest.raises(UserError, match="not a BOOL input"):
+        load_repository(repo)
+    assert trimmable(repo / "mean" / "1" / "model.onnx")
+    shutil.rmtree(repo / "mean" / "1")
+    _mean_model(repo / "mean" / "1" / "model.onnx", per_object=True)
+    assert not trimmable(repo / "mean" / "1" / "model.onnx")  # the export leaves such models uncut
+    (repo / "mean" / "config.pbtxt").write_text(
+        (repo / "mean" / "config.pbtxt").read_text().replace('string_value: "objects"', 'string_value: "mask"')
+    )
+    with pytest.raises(UserError, match="one entry per object"):
+        load_repository(repo)
+
+
 def test_model_names_cannot_escape_the_repository(server: Server, repository: Path) -> None:
     h, g = thttp.InferenceServerClient(server.http), tgrpc.InferenceServerClient(server.grpc)
     outside = repository.parent / "outside"  # a valid model folder next to the repository

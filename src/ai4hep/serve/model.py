@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ai4hep.errors import UserError
+from ai4hep.serve.padding import load_trim
 from ai4hep.serve.repository import ModelSource
 from ai4hep.serve.stats import ModelStats
 from ai4hep.serve.tensors import ONNX, InferError, TensorSpec, config_datatype
@@ -139,6 +140,9 @@ class LoadedModel:
         self.input_map = {s.name: s for s in self.inputs}
         self.output_map = {s.name: s for s in self.outputs}
         self.output_names = [s.name for s in self.outputs]
+        self.trim = load_trim(
+            self.config, self.inputs, self.outputs, batching, lambda f: self.session.run(self.output_names, f), where
+        )
         self.instances = max(1, sum(g.count for g in self.config.instance_group))
         self.executor = ThreadPoolExecutor(self.instances, thread_name_prefix=f"ort-{self.name}-{version}")
         self.stats = ModelStats()
@@ -150,6 +154,8 @@ class LoadedModel:
 
     async def execute(self, feed: dict[str, np.ndarray], batch: int) -> list[np.ndarray]:
         """One session.run, on the loop when recent runs at this size were short, else in the model's threads."""
+        if self.trim is not None:
+            feed = self.trim.apply(feed)
         bucket = batch.bit_length()
         recent = self._recent_ns.get(bucket)
         try:

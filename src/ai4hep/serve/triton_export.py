@@ -17,6 +17,7 @@ from pathlib import Path
 from ai4hep.atomic import atomic_path
 from ai4hep.errors import UserError
 from ai4hep.serve.model import onnx_tensors
+from ai4hep.serve.padding import TRIM_KEY, trimmable
 from ai4hep.serve.repository import NAME_RULE, PLATFORM, parse_config, valid_name
 
 MAX_BATCH_SIZE = 1024
@@ -110,6 +111,8 @@ def export_triton(
         config = build_config(name, inputs, outputs, max_batch_size, dynamic_batching, max_queue_delay_us)
         for key, value in _recipe(onnx_file).items():  # what 'ai4hep infer' needs to prepare jets for the model
             config.parameters[key].string_value = value
+        if trimmable(onnx_file):  # ai4hep's object models with per-jet outputs: see serve/padding.py
+            config.parameters[TRIM_KEY].string_value = "mask"
         text = f"# Written by 'ai4hep export triton' from {run}.\n" + text_format.MessageToString(config)
         existing = model_dir / "config.pbtxt"
         if existing.exists():
