@@ -554,6 +554,9 @@ def test_padding_is_cut_to_the_longest_jet_where_outputs_allow(repository: Path,
     np.testing.assert_allclose(dips.session.run(["probs"], cut)[0], full, rtol=1e-5, atol=1e-6)
     empty = {**feed, "mask": np.zeros_like(feed["mask"])}
     assert dips.trim.apply(empty)["objects"].shape[1] == 1
+    # the dynamic batcher keys requests by length bucket: a short jet is not batched with (and cut to) a long one
+    assert dips.trim.bucket(feed) == -(-longest // 16)
+    assert dips.trim.bucket({**feed, "mask": feed["mask"][:, :5]}) == 1
 
     repo = tmp_path / "repo"
     _mean_model(repo / "mean" / "1" / "model.onnx")

@@ -63,6 +63,8 @@ class Batcher:
         try:
             future = asyncio.get_running_loop().create_future()
             key = tuple(feed[name].shape[1:] for name in self.input_names)
+            if self.model.trim is not None:  # cut padding: batch jets of similar lengths (serve/padding.py)
+                key += (self.model.trim.bucket(feed),)
             request = _Request(feed, batch, future, key, start)
             if self._lone(start):
                 # Short runs happen on the loop, start to end, so two requests that arrived together would never

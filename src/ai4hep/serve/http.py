@@ -64,10 +64,6 @@ def to_json(message: Message) -> dict:
     return _ints(message.DESCRIPTOR, data)
 
 
-def error(message: str, status: int) -> Response:
-    return error_response(message, status)
-
-
 def _requested(model, request: dict) -> list[tuple[int, bool]]:
     """(output index, as binary) for each output the request wants; all outputs when it names none."""
     params = request.get("parameters") or {}
@@ -215,7 +211,7 @@ class HttpFrontEnd:
         found = self.route(request.path)
         if found is None:
             engine.refused("http", "404")
-            return error(f"no endpoint {request.method} {request.path}; see docs/serving.md", 404)
+            return error_response(f"no endpoint {request.method} {request.path}; see docs/serving.md", 404)
         method, handler, params = found
         if request.method != method and not (method == "GET" and request.method == "HEAD"):
             engine.refused("http", "405")
@@ -226,13 +222,13 @@ class HttpFrontEnd:
             return await handler(request, params)
         except InferError as exc:
             engine.refused("http", exc.kind)
-            return error(str(exc), STATUS[exc.kind])
+            return error_response(str(exc), STATUS[exc.kind])
 
     async def live(self, request: Request, params: Params) -> Response:
         return Response()
 
     async def ready(self, request: Request, params: Params) -> Response:
-        return Response() if self.engine.ready else error("the server is shutting down", 503)
+        return Response() if self.engine.ready else error_response("the server is shutting down", 503)
 
     async def server_metadata(self, request: Request, params: Params) -> Response:
         return json_response({"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS})
@@ -258,7 +254,7 @@ class HttpFrontEnd:
 
     async def model_ready(self, request: Request, params: Params) -> Response:
         self._model(params)
-        return Response() if self.engine.ready else error("the server is shutting down", 503)
+        return Response() if self.engine.ready else error_response("the server is shutting down", 503)
 
     async def model_config(self, request: Request, params: Params) -> Response:
         return json_response(to_json(self._model(params).config))
@@ -296,7 +292,7 @@ class HttpFrontEnd:
             return encode(model, req, outputs, chosen)
         except InferError as exc:
             model.stats.request_failed(start)
-            return error(str(exc), STATUS[exc.kind])
+            return error_response(str(exc), STATUS[exc.kind])
 
     def _too_large(self, size: int | None) -> str:
         mb = self.max_request_bytes / 2**20

@@ -22,6 +22,7 @@ from ai4hep.serve.tensors import TensorSpec
 TRIM_KEY = "ai4hep.trim_padding"
 PROBE_OBJECTS, PROBE_REAL = 12, 7  # the probe's padded length and its real objects
 TOLERANCE = 1e-4
+BUCKET_OBJECTS = 16  # requests batched together differ by less than this in their cut length
 
 
 class PaddingTrim:
@@ -59,14 +60,23 @@ class PaddingTrim:
         cut = [(s.name, s.axes.index(axis_name)) for s in inputs if axis_name in s.axes]
         return cls(name, cut)
 
+    def used(self, feed: dict[str, np.ndarray]) -> int:
+        """Objects up to the last one that any jet of the feed holds (at least one)."""
+        mask = feed[self.mask]  # checked against its spec: it has the object axis
+        if mask.shape[-1] <= 1:
+            return mask.shape[-1]
+        held = mask.reshape(-1, mask.shape[-1]).any(axis=0)
+        return max(len(held) - int(np.argmax(held[::-1])), 1) if held.any() else 1
+
+    def bucket(self, feed: dict[str, np.ndarray]) -> int:
+        """The dynamic batcher puts requests of one bucket together: a batch is cut to its longest jet, so a long
+        jet among short ones would make every one of them cost as much as it."""
+        return -(-self.used(feed) // BUCKET_OBJECTS)
+
     def apply(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The feed cut after the last object that any jet of the batch holds (at least one object)."""
-        mask = feed[self.mask]
-        if mask.ndim == 0 or mask.shape[-1] <= 1:
-            return feed
-        used = mask.reshape(-1, mask.shape[-1]).any(axis=0)
-        keep = max(len(used) - int(np.argmax(used[::-1])), 1) if used.any() else 1
-        if keep == mask.shape[-1]:
+        """The feed cut after the last object that any jet of the batch holds."""
+        keep = self.used(feed)
+        if keep == feed[self.mask].shape[-1]:
             return feed
         out = dict(feed)
         for name, axis in self.cut:
