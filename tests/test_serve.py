@@ -544,7 +544,7 @@ def test_padding_is_cut_to_the_longest_jet_where_outputs_allow(repository: Path,
     config = text_format.Parse((repository / "dips" / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
     assert config.parameters[TRIM_KEY].string_value == "mask"
     dips = next(m for m in load_repository(repository) if m.name == "dips")
-    assert dips.trim is not None and sorted(dips.trim.cut) == [("mask", 1), ("objects", 1)]
+    assert dips.trim is not None and sorted(dips.trim.cut) == [("mask", (1,)), ("objects", (1,))]
     feed = _inputs(runs["dips"], 5)
     longest = int(feed["mask"].sum(axis=1).max())
     assert longest < feed["mask"].shape[1], "the test jets should carry padding"

@@ -26,9 +26,10 @@ BUCKET_OBJECTS = 16  # requests batched together differ by less than this in the
 
 
 class PaddingTrim:
-    """The inputs to cut (name, axis) and the mask that decides where."""
+    """The inputs to cut (name, axes: every axis of it that is the mask's object axis) and the mask that decides
+    where."""
 
-    def __init__(self, mask: str, cut: list[tuple[str, int]]) -> None:
+    def __init__(self, mask: str, cut: list[tuple[str, tuple[int, ...]]]) -> None:
         self.mask = mask
         self.cut = cut
 
@@ -57,7 +58,9 @@ class PaddingTrim:
                 f"{where}: parameter {TRIM_KEY}: output(s) {', '.join(per_object)} have one entry per object, and a "
                 "client expects as many as it sent; remove the parameter"
             )
-        cut = [(s.name, s.axes.index(axis_name)) for s in inputs if axis_name in s.axes]
+        cut = [
+            (s.name, tuple(i for i, a in enumerate(s.axes) if a == axis_name)) for s in inputs if axis_name in s.axes
+        ]
         return cls(name, cut)
 
     def used(self, feed: dict[str, np.ndarray]) -> int:
@@ -79,9 +82,10 @@ class PaddingTrim:
         if keep == feed[self.mask].shape[-1]:
             return feed
         out = dict(feed)
-        for name, axis in self.cut:
+        for name, axes in self.cut:
             index = [slice(None)] * feed[name].ndim
-            index[axis] = slice(0, keep)
+            for axis in axes:
+                index[axis] = slice(0, keep)
             out[name] = np.ascontiguousarray(feed[name][tuple(index)])
         return out
 
@@ -94,8 +98,8 @@ class PaddingTrim:
         for spec in inputs:
             shape = [2] if batching else []
             shape += [d if d > 0 else 1 for d in spec.dims]
-            if spec.name in axes:
-                shape[axes[spec.name]] = PROBE_OBJECTS
+            for axis in axes.get(spec.name, ()):
+                shape[axis] = PROBE_OBJECTS
             if spec.name == self.mask:
                 values = np.zeros(shape, bool)
                 values[..., :PROBE_REAL] = True
@@ -105,10 +109,11 @@ class PaddingTrim:
                 values = rng.normal(size=shape).astype(spec.dtype)
             else:
                 values = np.zeros(shape, spec.dtype)
-            if spec.name in axes and spec.name != self.mask:
-                index = [slice(None)] * len(shape)
-                index[axes[spec.name]] = slice(PROBE_REAL, None)
-                values[tuple(index)] = 0
+            if spec.name != self.mask:
+                for axis in axes.get(spec.name, ()):
+                    index = [slice(None)] * len(shape)
+                    index[axis] = slice(PROBE_REAL, None)
+                    values[tuple(index)] = 0
             feed[spec.name] = values
         full, cut = run(feed), run(self.apply(feed))
         return max(
@@ -139,11 +144,15 @@ def load_trim(
     trim = PaddingTrim.from_config(config, inputs, outputs, where)
     if trim is None:
         return None
-    change = trim.probe(run, inputs, batching)
+    try:
+        change = trim.probe(run, inputs, batching)
+        what = f"change by up to {change:.2g} (relative)"
+    except Exception as exc:  # onnxruntime's own exception types: the model does not run cut at all
+        change, what = float("inf"), f"cannot be computed ({(str(exc).strip().splitlines() or ['?'])[0]})"
     if change > TOLERANCE:
         print(
-            f"ai4hep serve: warning: {where}: its outputs change by up to {change:.2g} (relative) when padded objects "
-            f"are cut off, so it is served uncut; remove parameter {TRIM_KEY} from its config.pbtxt",
+            f"ai4hep serve: warning: {where}: its outputs {what} when padded objects are cut off, so it is served "
+            f"uncut; remove parameter {TRIM_KEY} from its config.pbtxt",
             file=sys.stderr,
             flush=True,
         )
