@@ -1,9 +1,9 @@
 """HTTP/1.1 on an asyncio protocol, with httptools (the llhttp parser) reading the bytes.
 
 Why not a web framework: at batch 1 the framework's request and response machinery cost more than the model. aiohttp
-spent ~100 us of event-loop CPU per request on it, more than decoding, running and encoding the MLP together
-(docs/serving.md). This module does only what the inference protocol needs: requests with a body of known length
-or chunked, keep-alive and pipelining (answers in request order), `Expect: 100-continue`, gzip/deflate request
+spent ~140 us of event-loop CPU per request on it (this layer ~80 us), more than decoding, running and encoding the
+MLP together (docs/serving.md). This module does only what the inference protocol needs: requests with a body of known
+length or chunked, keep-alive and pipelining (answers in request order), `Expect: 100-continue`, gzip/deflate request
 bodies, and one bounded buffer per connection. A handler gets a whole `Request` and returns a whole `Response`.
 
 Limits: the request line and headers together at most MAX_HEAD_BYTES (431 beyond), the body at most `max_body`
@@ -38,8 +38,7 @@ log = logging.getLogger("ai4hep.serve")
 @dataclass(slots=True)
 class Request:
     method: str
-    path: str  # still percent-encoded: the router splits it into segments first, then decodes each
-    query: str
+    path: str  # without the query string, still percent-encoded: the router splits it first, then decodes each part
     headers: dict[str, str]  # names in lower case; repeated headers joined with ", "
     body: bytes
     too_large: int | None = None  # the body's size in bytes (or a lower bound) when it exceeded the limit; body empty
@@ -81,6 +80,11 @@ class HttpServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Connection(self), sock=sock)
 
+    def abort(self) -> None:
+        """Cut every connection, answered or not: the end of the drain timeout, or a second signal."""
+        for conn in list(self.connections):
+            conn.transport.abort()
+
     def forget(self, conn: _Connection) -> None:
         self.connections.discard(conn)
         if not self.connections and self._all_closed is not None:
@@ -99,8 +103,7 @@ class HttpServer:
             try:
                 await asyncio.wait_for(self._all_closed.wait(), timeout)
             except TimeoutError:
-                for conn in list(self.connections):
-                    conn.transport.abort()
+                self.abort()
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -229,8 +232,7 @@ class _Connection(asyncio.Protocol):
     def _request(self, body: bytes) -> Request:
         url = httptools.parse_url(self.url)
         method = self.parser.get_method().decode("latin-1")
-        query = (url.query or b"").decode("latin-1")
-        return Request(method, url.path.decode("latin-1"), query, self.headers, body, self.too_large)
+        return Request(method, url.path.decode("latin-1"), self.headers, body, self.too_large)
 
     def _decompress(self, body: bytes, encoding: str) -> bytes | Response:
         """The inflated body, or the refusal to queue in its place (the request was read whole: the connection

@@ -100,8 +100,7 @@ async def _serve(
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await drain
         await server.stop(0)
-        for conn in list(http.connections):
-            conn.transport.abort()
+        http.abort()
     forced.cancel()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
