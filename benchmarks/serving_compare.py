@@ -66,7 +66,7 @@ PROTOCOLS = {
     "onnxruntime": [("in-process", "numpy")],
     "fixed-reply": [("grpc", "binary"), ("http", "binary")],
 }
-# fixed-reply (benchmarks/peers/fixed_reply.py) runs no model: the ceiling of a Python server on grpc.aio and http_wire
+# fixed-reply (benchmarks/peers/fixed_reply.py) runs no model: the ceiling of a Python server on grpc_wire and http_wire
 # with this client on this machine, measured at batch 1 only.
 SERVERS = ("ai4hep", "onnxruntime", "mlserver", "kserve", "fixed-reply")
 

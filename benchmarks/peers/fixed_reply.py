@@ -1,7 +1,8 @@
 """The ceiling row of benchmarks/serving_compare.py: a server that runs no model and does no checking.
 
-It speaks just enough of the Open Inference Protocol for the benchmark's client, with the same libraries as `ai4hep
-serve` (grpc.aio, and ai4hep's HTTP/1.1 layer on httptools, ai4hep.serve.http_wire): health and model ready over HTTP,
+It speaks just enough of the Open Inference Protocol for the benchmark's client, with the same layers as `ai4hep
+serve` (ai4hep's HTTP/2 layer for gRPC, ai4hep.serve.grpc_wire, and its HTTP/1.1 layer on httptools,
+ai4hep.serve.http_wire): health and model ready over HTTP,
 and infer over gRPC (raw binary tensors) and HTTP (binary tensor extension). Every infer is answered with precomputed
 bytes: the reference outputs of the pool's first `batch` jets, so that the client's check of its first answer passes
 (later answers are not the right ones). What it measures is the most any Python server built on these libraries can
@@ -18,10 +19,10 @@ import contextlib
 import json
 import socket
 
-import grpc
 import numpy as np
 from tritonclient.grpc import service_pb2 as pb
 
+from ai4hep.serve.grpc_wire import Call, Http2Server
 from ai4hep.serve.http_wire import HttpServer, Request, Response
 
 
@@ -64,13 +65,12 @@ class Replies:
         return self.http[key]
 
 
-def grpc_handler(replies: Replies):
-    async def model_infer(request: bytes, context) -> bytes:
+def grpc_routes(replies: Replies):
+    async def model_infer(request: bytes, call: Call) -> bytes:
         r = pb.ModelInferRequest.FromString(request)
         return replies.grpc_reply(r.model_name, int(r.inputs[0].shape[0]))
 
-    methods = {"ModelInfer": grpc.unary_unary_rpc_method_handler(model_infer)}
-    return grpc.method_handlers_generic_handler("inference.GRPCInferenceService", methods)
+    return {"/inference.GRPCInferenceService/ModelInfer": model_infer}
 
 
 def http_handler(replies: Replies):
@@ -87,17 +87,16 @@ def http_handler(replies: Replies):
 
 
 async def serve(replies: Replies, http_port: int, grpc_port: int) -> None:
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 1 << 30)])
-    server.add_generic_rpc_handlers([grpc_handler(replies)])
-    server.add_insecure_port(f"127.0.0.1:{grpc_port}")
-    await server.start()
+    grpc = Http2Server(grpc_routes(replies), 1 << 30)
+    await grpc.start(socket.create_server(("127.0.0.1", grpc_port), backlog=1024))
     http = HttpServer(http_handler(replies), 1 << 30)
     await http.start(socket.create_server(("127.0.0.1", http_port), backlog=1024))
     print(f"fixed-reply server: HTTP {http_port}, gRPC {grpc_port}", flush=True)
     try:
-        await server.wait_for_termination()
+        await asyncio.Event().wait()
     finally:
         await http.shutdown(1.0)
+        await grpc.shutdown(1.0)
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
-"""The Open Inference Protocol over gRPC: Triton's `inference.GRPCInferenceService` (the generated stubs that
-tritonclient ships), served with grpc.aio.
+"""The Open Inference Protocol over gRPC: Triton's `inference.GRPCInferenceService` (the protobuf messages that
+tritonclient ships), served by ai4hep's own HTTP/2 layer (grpc_wire.py).
 
 Inputs come as `raw_input_contents` (what tritonclient and CMSSW's SonicTriton send) or as typed `contents`;
 outputs always go back as `raw_output_contents`, as Triton does. Errors are gRPC status codes with a clear message.
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import time
 
-import grpc
+from google.protobuf.message import DecodeError
 from tritonclient.grpc import service_pb2 as pb
-from tritonclient.grpc import service_pb2_grpc
 
 from ai4hep import __version__
 from ai4hep.serve.engine import EXTENSIONS, SERVER_NAME, Engine
+from ai4hep.serve.grpc_wire import Call, Handler, RpcError, Status
 from ai4hep.serve.tensors import (
     CONTENTS,
     InferError,
@@ -25,14 +25,15 @@ from ai4hep.serve.tensors import (
     output_index,
 )
 
+SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
 CODES = {
-    "invalid": grpc.StatusCode.INVALID_ARGUMENT,
-    "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
-    "not_found": grpc.StatusCode.NOT_FOUND,
-    "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "unsupported": grpc.StatusCode.UNIMPLEMENTED,
-    "unavailable": grpc.StatusCode.UNAVAILABLE,
-    "internal": grpc.StatusCode.INTERNAL,
+    "invalid": Status.INVALID_ARGUMENT,
+    "unauthenticated": Status.UNAUTHENTICATED,
+    "not_found": Status.NOT_FOUND,
+    "too_large": Status.RESOURCE_EXHAUSTED,
+    "unsupported": Status.UNIMPLEMENTED,
+    "unavailable": Status.UNAVAILABLE,
+    "internal": Status.INTERNAL,
 }
 NOT_SERVED = (
     "is not served by ai4hep serve, which loads its repository at startup and has no shared-memory, trace, "
@@ -59,53 +60,52 @@ def decode(model, request: pb.ModelInferRequest):
     return feed, batch or 1
 
 
-class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
+class InferenceService:
+    """One coroutine per unary method, named as in the service; each takes (request, call), returns the reply."""
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    async def _fail(self, context: grpc.aio.ServicerContext, exc: InferError):
+    def _fail(self, exc: InferError) -> RpcError:
         self.engine.refused("grpc", exc.kind)
-        await context.abort(CODES[exc.kind], str(exc))
+        return RpcError(CODES[exc.kind], str(exc))
 
-    async def _check(self, context: grpc.aio.ServicerContext) -> None:
-        if self.engine.token is None:
-            return
-        header = next((v for k, v in context.invocation_metadata() or () if k == "authorization"), None)
-        if not self.engine.authorized(header):
+    def _check(self, call: Call) -> None:
+        if self.engine.token is not None and not self.engine.authorized(call.metadata.get("authorization")):
             message = "missing or wrong bearer token: send metadata 'authorization: Bearer TOKEN'"
-            await self._fail(context, InferError(message, "unauthenticated"))
+            raise self._fail(InferError(message, "unauthenticated"))
 
-    async def _model(self, request, context: grpc.aio.ServicerContext):
-        await self._check(context)
+    def _model(self, request, call: Call):
+        self._check(call)
         try:
             return self.engine.model(request.name, request.version)
         except InferError as exc:
-            await self._fail(context, exc)
+            raise self._fail(exc) from None
 
-    async def ServerLive(self, request, context):
+    async def ServerLive(self, request, call):
         return pb.ServerLiveResponse(live=True)
 
-    async def ServerReady(self, request, context):
+    async def ServerReady(self, request, call):
         return pb.ServerReadyResponse(ready=self.engine.ready)
 
-    async def ModelReady(self, request, context):
+    async def ModelReady(self, request, call):
         """An unknown model or version is 'not ready', not an error: what Triton answers (checked against a real
         one in tests/test_triton_conformance.py)."""
-        await self._check(context)
+        self._check(call)
         try:
             self.engine.model(request.name, request.version)
         except InferError as exc:
             if exc.kind != "not_found":
-                await self._fail(context, exc)
+                raise self._fail(exc) from None
             return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=self.engine.ready)
 
-    async def ServerMetadata(self, request, context):
-        await self._check(context)
+    async def ServerMetadata(self, request, call):
+        self._check(call)
         return pb.ServerMetadataResponse(name=SERVER_NAME, version=__version__, extensions=EXTENSIONS)
 
-    async def ModelMetadata(self, request, context):
-        m = await self._model(request, context)
+    async def ModelMetadata(self, request, call):
+        m = self._model(request, call)
 
         def tensors(specs):
             meta = pb.ModelMetadataResponse.TensorMetadata
@@ -119,21 +119,21 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             outputs=tensors(m.outputs),
         )
 
-    async def ModelConfig(self, request, context):
-        m = await self._model(request, context)
+    async def ModelConfig(self, request, call):
+        m = self._model(request, call)
         return pb.ModelConfigResponse(config=m.config)
 
-    async def ModelStatistics(self, request, context):
-        await self._check(context)
+    async def ModelStatistics(self, request, call):
+        self._check(call)
         if request.name:
-            m = await self._model(request, context)
+            m = self._model(request, call)
             models = [m] if request.version else list(self.engine.versions[m.name].values())
         else:
             models = self.engine.models
         return pb.ModelStatisticsResponse(model_stats=[m.stats.to_proto(m.name, m.version) for m in models])
 
-    async def RepositoryIndex(self, request, context):
-        await self._check(context)
+    async def RepositoryIndex(self, request, call):
+        self._check(call)
         return pb.RepositoryIndexResponse(
             models=[
                 pb.RepositoryIndexResponse.ModelIndex(name=m.name, version=str(m.version), state="READY")
@@ -141,21 +141,21 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             ]
         )
 
-    async def ModelInfer(self, request, context):
+    async def ModelInfer(self, request, call):
         start = time.perf_counter_ns()
         if self.engine.token is not None:
-            await self._check(context)
+            self._check(call)
         try:
             model = self.engine.model(request.model_name, request.model_version)
         except InferError as exc:
-            await self._fail(context, exc)
+            raise self._fail(exc) from None
         try:
             feed, batch = decode(model, request)
             chosen = [output_index(model, o.name) for o in request.outputs] or range(len(model.outputs))
             outputs = await self.engine.infer(model, feed, batch, start)
         except InferError as exc:
             model.stats.request_failed(start)
-            await context.abort(CODES[exc.kind], str(exc))
+            raise RpcError(CODES[exc.kind], str(exc)) from None
         reply = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version), id=request.id)
         for i in chosen:
             spec, arr = model.outputs[i], outputs[i]
@@ -163,15 +163,39 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             reply.raw_output_contents.append(arr.tobytes())
         return reply
 
-    async def _not_served(self, request, context):
-        await self._check(context)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"this endpoint {NOT_SERVED}")
 
-    RepositoryModelLoad = RepositoryModelUnload = _not_served
-    SystemSharedMemoryStatus = SystemSharedMemoryRegister = SystemSharedMemoryUnregister = _not_served
-    CudaSharedMemoryStatus = CudaSharedMemoryRegister = CudaSharedMemoryUnregister = _not_served
-    TraceSetting = LogSettings = _not_served
+def _unary(engine: Engine, method, request_type) -> Handler:
+    async def handle(message: bytes, call: Call) -> bytes:
+        try:
+            request = request_type.FromString(message)
+        except DecodeError:
+            engine.refused("grpc", "invalid")
+            message = f"the {request_type.__name__} message is not valid protobuf"
+            raise RpcError(Status.INVALID_ARGUMENT, message) from None
+        return (await method(request, call)).SerializeToString()
+
+    return handle
 
 
-def add_service(server: grpc.aio.Server, engine: Engine) -> None:
-    service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(engine), server)
+def _not_served(engine: Engine, name: str) -> Handler:
+    async def handle(message: bytes, call: Call) -> bytes:
+        InferenceService(engine)._check(call)
+        engine.refused("grpc", "unsupported")
+        raise RpcError(Status.UNIMPLEMENTED, f"{name} {NOT_SERVED}")
+
+    return handle
+
+
+def routes(engine: Engine) -> dict[str, Handler]:
+    """Every method of the service by its path; those ai4hep does not serve answer UNIMPLEMENTED."""
+    service = InferenceService(engine)
+    table: dict[str, Handler] = {}
+    for method in SERVICE.methods:
+        impl = getattr(service, method.name, None)
+        streaming = method.client_streaming or method.server_streaming
+        path = f"/{SERVICE.full_name}/{method.name}"
+        if impl is None or streaming:
+            table[path] = _not_served(engine, method.name)
+        else:
+            table[path] = _unary(engine, impl, getattr(pb, method.input_type.name))
+    return table

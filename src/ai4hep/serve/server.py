@@ -51,33 +51,22 @@ async def _serve(
     drain_timeout: float,
     echo: Callable[[str], None],
 ) -> None:
-    import grpc
-
-    from ai4hep.serve.grpc_service import add_service
+    from ai4hep.serve.grpc_service import SERVICE, routes
+    from ai4hep.serve.grpc_wire import Http2Server
     from ai4hep.serve.http import HttpFrontEnd
     from ai4hep.serve.http_wire import HttpServer
 
     loop = asyncio.get_running_loop()
     engine.start()
-    sock = _listen(host, http_port, "--http-port")
+    http_sock = _listen(host, http_port, "--http-port")
+    grpc_sock = _listen(host, grpc_port, "--grpc-port")
     front = HttpFrontEnd(engine, max_request_bytes)
     http = HttpServer(front.handle, max_request_bytes, lambda kind: engine.refused("http", kind))
-    await http.start(sock)
-    http_bound = sock.getsockname()[1]
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", max_request_bytes),
-            ("grpc.max_send_message_length", -1),
-            ("grpc.so_reuseport", 0),  # a port already in use must fail, not be shared silently
-        ]
-    )
-    add_service(server, engine)
-    try:
-        grpc_bound = server.add_insecure_port(_address(host, grpc_port))
-    except RuntimeError:
-        await http.shutdown(0)
-        raise UserError(f"cannot listen on {_address(host, grpc_port)} for gRPC; choose another --grpc-port") from None
-    await server.start()
+    await http.start(http_sock)
+    http_bound = http_sock.getsockname()[1]
+    grpc = Http2Server(routes(engine), max_request_bytes, lambda kind: engine.refused("grpc", kind), SERVICE.full_name)
+    await grpc.start(grpc_sock)
+    grpc_bound = grpc_sock.getsockname()[1]
 
     stop, force = asyncio.Event(), asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -92,14 +81,14 @@ async def _serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, force.set)
     engine.draining = True
-    drain = asyncio.gather(server.stop(drain_timeout), http.shutdown(drain_timeout), engine.drain())
+    drain = asyncio.gather(grpc.shutdown(drain_timeout), http.shutdown(drain_timeout), engine.drain())
     forced = loop.create_task(force.wait())
     await asyncio.wait([drain, forced], return_when=asyncio.FIRST_COMPLETED)
     if force.is_set():
         drain.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await drain
-        await server.stop(0)
+        grpc.abort()
         http.abort()
     forced.cancel()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -121,8 +110,6 @@ def serve(
     spin: bool = True,
 ) -> None:
     """Load the repository, serve until SIGTERM / Ctrl-C, drain, return."""
-    # gRPC's C core logs bind failures itself; the error line below says it once. Read when grpc is first imported.
-    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     for name, port in (("--http-port", http_port), ("--grpc-port", grpc_port)):
         if not 0 <= port <= 65535:
             raise UserError(f"{name} {port} is not a port number (0-65535; 0 picks a free port)")
