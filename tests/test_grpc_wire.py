@@ -16,7 +16,7 @@ import grpc
 import pytest
 from hpack import Decoder, Encoder
 
-from ai4hep.serve.grpc_wire import Call, Http2Server, RpcError, Status
+from ai4hep.serve.grpc_wire import MAX_STREAMS, Call, Http2Server, RpcError, Status
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 LIMIT = 4 * 2**20
@@ -127,7 +127,8 @@ class Raw:
                 got["data"] += payload
             if kind == 3:
                 got["rst"] = int.from_bytes(payload, "big")
-            if (flags & 0x1 and kind in (0, 1)) or (until_data is not None and len(got["data"]) >= until_data):
+            ended = kind == 3 or (flags & 0x1 and kind in (0, 1))
+            if ended or (until_data is not None and len(got["data"]) >= until_data):
                 got["status"] = got["blocks"][-1].get("grpc-status") if got["blocks"] else None
                 got["message"] = unquote(got["blocks"][-1].get("grpc-message", "")) if got["blocks"] else ""
                 return got
@@ -212,6 +213,21 @@ def test_frames_flow_control_and_refusals_on_raw_sockets(running: Running) -> No
     assert b"400 Bad Request" in http1.recv(4096)
     c.call(27, "/t.S/Echo", message(b"still serving"))
     assert c.response(27)["data"] == message(b"still serving")
+
+
+def test_reset_calls_count_against_the_stream_limit_until_their_handlers_return(running: Running) -> None:
+    """A client that opens calls and resets them at once (the 'rapid reset' attack) cannot start more handlers
+    than the limit of concurrent streams."""
+    c = Raw(running.port)
+    for i in range(MAX_STREAMS):
+        c.call(1 + 2 * i, "/t.S/Slow", message(b""))
+        c.sock.sendall(frame(3, 0, 1 + 2 * i, (8).to_bytes(4, "big")))
+    refused = 1 + 2 * MAX_STREAMS
+    c.call(refused, "/t.S/Echo", message(b"x"))
+    assert c.response(refused)["rst"] == 0x7  # REFUSED_STREAM: 128 handlers still run
+    time.sleep(0.8)
+    c.call(refused + 2, "/t.S/Echo", message(b"x"))
+    assert c.response(refused + 2)["data"] == message(b"x")
 
 
 def test_grpcio_client_large_compressed_and_concurrent_calls(running: Running) -> None:

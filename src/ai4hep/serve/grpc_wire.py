@@ -157,7 +157,9 @@ class Http2Connection(asyncio.Protocol):
         self.decoded: dict[bytes, list[tuple[bytes, bytes]]] = {}
         self.receiving: dict[int, _Stream] = {}
         self.open: set[int] = set()  # streams not yet answered in full
-        self.cancelled: set[int] = set()
+        self.running: set[int] = set()  # streams whose handler has not returned
+        self.cancelled: set[int] = set()  # of those, the ones the client reset: they still count against the limit
+        self.paused = False  # the transport's buffer is full: replies wait
         self.sending: dict[int, list] = {}  # sid -> [reply bytes left, trailers block]
         self.windows: dict[int, int] = {}  # send window per open stream
         self.window, self.initial_window, self.max_frame = 65535, 65535, 16384
@@ -173,6 +175,14 @@ class Http2Connection(asyncio.Protocol):
         self.server.connections.add(self)
         with contextlib.suppress(OSError):
             transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._pump()
+        self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -271,9 +281,9 @@ class Http2Connection(asyncio.Protocol):
         elif kind == RST_STREAM:
             self.receiving.pop(sid, None)
             self.sending.pop(sid, None)
-            if sid in self.open:
+            if sid in self.running:
                 self.cancelled.add(sid)  # the handler runs on; its reply is dropped
-                self._finished(sid)
+            self._finished(sid)
         elif kind == GOAWAY:
             self.closing = True
             self._close_when_idle()
@@ -337,7 +347,7 @@ class Http2Connection(asyncio.Protocol):
         if sid <= self.last_sid:
             return  # a stream this side has already answered and reset (RFC 9113 5.1: ignored)
         self.last_sid = sid
-        if self.closing or len(self.open) >= MAX_STREAMS:
+        if self.closing or len(self.open) + len(self.cancelled) >= MAX_STREAMS:
             self.out.append(frame(RST_STREAM, 0, sid, REFUSED_STREAM.to_bytes(4, "big")))
             return
         stream = _Stream(sid, headers)
@@ -385,6 +395,7 @@ class Http2Connection(asyncio.Protocol):
             self.server.refused("unsupported" if exc.status == Status.UNIMPLEMENTED else "invalid")
             self._reply_status(sid, exc.status, str(exc), exc.http_status)
             return
+        self.running.add(sid)
         asyncio.get_running_loop().create_task(self._run(sid, handler, message, call))
 
     def _request(self, headers: dict[str, str], body: bytes) -> tuple[Handler, Call, bytes]:
@@ -431,6 +442,7 @@ class Http2Connection(asyncio.Protocol):
                 self._pump()
         finally:
             self.server.inflight -= 1
+            self.running.discard(sid)
             self.cancelled.discard(sid)
             self._flush()
             self.server.changed()
@@ -444,6 +456,8 @@ class Http2Connection(asyncio.Protocol):
 
     def _pump(self) -> None:
         """Send what replies the client's windows allow; a reply's trailers follow its last byte."""
+        if self.paused:
+            return
         for sid in list(self.sending):
             rest, trailers = self.sending[sid]
             while rest:
