@@ -177,10 +177,10 @@ def _unary(engine: Engine, method, request_type) -> Handler:
     return handle
 
 
-def _not_served(engine: Engine, name: str) -> Handler:
+def _not_served(service: InferenceService, name: str) -> Handler:
     async def handle(message: bytes, call: Call) -> bytes:
-        InferenceService(engine)._check(call)
-        engine.refused("grpc", "unsupported")
+        service._check(call)
+        service.engine.refused("grpc", "unsupported")
         raise RpcError(Status.UNIMPLEMENTED, f"{name} {NOT_SERVED}")
 
     return handle
@@ -195,7 +195,7 @@ def routes(engine: Engine) -> dict[str, Handler]:
         streaming = method.client_streaming or method.server_streaming
         path = f"/{SERVICE.full_name}/{method.name}"
         if impl is None or streaming:
-            table[path] = _not_served(engine, method.name)
+            table[path] = _not_served(service, method.name)
         else:
             table[path] = _unary(engine, impl, getattr(pb, method.input_type.name))
     return table

@@ -51,6 +51,9 @@ class Status(IntEnum):
     UNAUTHENTICATED = 16
 
 
+REFUSAL_KINDS = {Status.UNIMPLEMENTED: "unsupported", Status.RESOURCE_EXHAUSTED: "too_large"}  # else "invalid"
+
+
 class RpcError(Exception):
     """Ends a call with a non-OK status; the message reaches the client as grpc-message."""
 
@@ -76,6 +79,18 @@ class _ConnectionError(Exception):
 
 def frame(kind: int, flags: int, sid: int, payload: bytes = b"") -> bytes:
     return len(payload).to_bytes(3, "big") + bytes((kind, flags)) + sid.to_bytes(4, "big") + payload
+
+
+# What the server sends first: its SETTINGS, and the connection's receive window opened to the maximum.
+SERVER_PREFACE = frame(
+    SETTINGS,
+    0,
+    0,
+    b"".join(
+        k.to_bytes(2, "big") + v.to_bytes(4, "big")
+        for k, v in ((3, MAX_STREAMS), (4, MAX_WINDOW), (5, FRAME_LIMIT), (6, MAX_HEADER_BYTES))
+    ),
+) + frame(WINDOW_UPDATE, 0, 0, (MAX_WINDOW - 65535).to_bytes(4, "big"))
 
 
 def _string(value: bytes) -> bytes:
@@ -210,13 +225,7 @@ class Http2Connection(asyncio.Protocol):
                 self._not_http2()
                 return
             self.preface, pos = True, len(PREFACE)
-            # Our SETTINGS only now, so that an HTTP/1.1 client on this port reads a plain 400 and nothing else.
-            settings = b"".join(
-                k.to_bytes(2, "big") + v.to_bytes(4, "big")
-                for k, v in ((3, MAX_STREAMS), (4, MAX_WINDOW), (5, FRAME_LIMIT), (6, MAX_HEADER_BYTES))
-            )
-            self.out.append(frame(SETTINGS, 0, 0, settings))
-            self.out.append(frame(WINDOW_UPDATE, 0, 0, (MAX_WINDOW - 65535).to_bytes(4, "big")))
+            self.out.append(SERVER_PREFACE)  # only now, so that an HTTP/1.1 client on this port reads a plain 400
         end = len(buf)
         while end - pos >= 9 and self.transport is not None:
             length = int.from_bytes(buf[pos : pos + 3], "big")
@@ -392,7 +401,7 @@ class Http2Connection(asyncio.Protocol):
         try:
             handler, call, message = self._request(headers, b"".join(stream.chunks))
         except RpcError as exc:
-            self.server.refused("unsupported" if exc.status == Status.UNIMPLEMENTED else "invalid")
+            self.server.refused(REFUSAL_KINDS.get(exc.status, "invalid"))
             self._reply_status(sid, exc.status, str(exc), exc.http_status)
             return
         self.running.add(sid)
