@@ -143,8 +143,7 @@ class InferenceService:
 
     async def ModelInfer(self, request, call):
         start = time.perf_counter_ns()
-        if self.engine.token is not None:
-            self._check(call)
+        self._check(call)
         try:
             model = self.engine.model(request.model_name, request.model_version)
         except InferError as exc:
