@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ai4hep.data.generate.truth import FROM_B, PRIMARY
+from ai4hep.data.generate.truth import FROM_B, OTHER_SECONDARY, PRIMARY
 from tests.conftest import load
 
 
@@ -79,6 +79,36 @@ def test_track_origin_and_vertex_labels(flavour_dir):
     assert np.all(tracks["vertex"][prompt] == 0)
     # b-hadron tracks are far more significant than primary ones
     assert np.median(np.abs(tracks["d0sig"][from_b])) > 3 * np.median(np.abs(tracks["d0sig"][prompt]))
+
+
+def _pair_mass(tracks: np.ndarray, m: float = 0.13957) -> float:
+    p = np.stack(
+        [
+            tracks["pt"] * np.cos(tracks["phi"]),
+            tracks["pt"] * np.sin(tracks["phi"]),
+            tracks["pt"] * np.sinh(tracks["eta"]),
+        ],
+        1,
+    )
+    e = np.sqrt((p**2).sum(axis=1) + m**2)
+    return float(np.sqrt(max(e.sum() ** 2 - (p.sum(axis=0) ** 2).sum(), 0.0)))
+
+
+def test_k0s_decay_in_flight_in_flavour_jets(flavour_dir):
+    """Long-lived strange hadrons decay in the tracker: opposite-charge "other secondary" track pairs from one vertex,
+    taken as pions, peak at the K0S mass, and every stored track passes the flavour-tagging selection."""
+    tracks = load(flavour_dir)["tracks"]
+    masses = []
+    for row in tracks:
+        second = row[row["valid"] & (row["origin"] == OTHER_SECONDARY)]
+        for vertex in np.unique(second["vertex"]):
+            pair = second[second["vertex"] == vertex]
+            if len(pair) == 2 and pair["charge"].sum() == 0:
+                masses.append(_pair_mass(pair))
+    assert len(masses) >= 3, f"only {len(masses)} V0 candidates"
+    assert np.mean((np.array(masses) > 0.47) & (np.array(masses) < 0.53)) > 0.4, f"pair masses {sorted(masses)}"
+    valid = tracks["valid"]
+    assert np.all(np.abs(tracks["d0"][valid]) < 3.5) and np.all(np.abs(tracks["z0sintheta"][valid]) < 5.0)
 
 
 def test_flavour_labels_match_hadron_counts(flavour_dir):

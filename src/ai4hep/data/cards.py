@@ -23,6 +23,17 @@ COMMON_SETTINGS: tuple[str, ...] = (
     "ParticleDecays:tau0Max = 10",
 )
 
+# Flavour tagging needs the long-lived strange hadrons to decay in flight, as in a real tracker: their displaced tracks
+# (K0S, Lambda, Sigma, Xi, Omega) are what light jets fake b-jets with, and the "other secondary" track origin. They
+# decay inside the inner-detector volume (R < 1 m, |z| < 3 m); charged pions and kaons and K0L stay stable.
+FLAVOUR_SETTINGS: tuple[str, ...] = (
+    *(s for s in COMMON_SETTINGS if not s.startswith("ParticleDecays:tau0Max")),
+    "ParticleDecays:tau0Max = 1000",
+    "ParticleDecays:limitCylinder = on",
+    "ParticleDecays:xyMax = 1000",
+    "ParticleDecays:zMax = 3000",
+)
+
 _HADRONIC_W = ("24:onMode = off", "24:onIfAny = 1 2 3 4 5")
 _TTBAR = ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on")
 _HIGGS_JET = (
@@ -75,6 +86,14 @@ class JetSelection(_Strict):
     max_jets_per_event: int = 2
 
 
+class TrackSelection(_Strict):
+    """Cuts on the `tracks` array (not the constituents): ATLAS's flavour-tagging track selection (GN2, arXiv
+    2505.19689), which keeps displaced secondaries but drops tracks far from the primary vertex."""
+
+    abs_d0_max: float  # mm
+    abs_z0sintheta_max: float  # mm
+
+
 class DatasetCard(_Strict):
     name: str
     version: int
@@ -85,11 +104,15 @@ class DatasetCard(_Strict):
     jets: JetSelection
     max_consts: int
     max_tracks: int = 0
+    track_selection: TrackSelection | None = None
     features: Literal["standard", "hlf5"] = "standard"
     common_settings: tuple[str, ...] = COMMON_SETTINGS
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        card = self.model_dump(mode="json")
+        if card["track_selection"] is None:  # added in flavour v2: unset, older cards keep their digests
+            del card["track_selection"]
+        return json.dumps(card, sort_keys=True)
 
     def digest(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
@@ -208,9 +231,10 @@ def _card_flavour() -> DatasetCard:
     hadron = Truth(kind="hadron", match_r=0.3)
     return DatasetCard(
         name="flavour",
-        version=1,
+        version=2,
         description="b / c / light jets from ttbar and multijets, 14 TeV, anti-kT R=0.4, pT>20 GeV, |eta|<2.5, "
-        "up to 40 tracks with impact parameters, track-origin and truth-vertex labels",
+        "up to 40 tracks with impact parameters, track-origin and truth-vertex labels; K0S, Lambda and other "
+        "long-lived strange hadrons decay in flight",
         reference="ATLAS GN2, arXiv:2505.19689",
         classes=("light", "c", "b"),
         processes=(
@@ -231,6 +255,8 @@ def _card_flavour() -> DatasetCard:
         jets=JetSelection(radius=0.4, pt_min=20.0, abs_eta_max=2.5, max_jets_per_event=4),
         max_consts=60,
         max_tracks=40,
+        track_selection=TrackSelection(abs_d0_max=3.5, abs_z0sintheta_max=5.0),
+        common_settings=FLAVOUR_SETTINGS,
     )
 
 

@@ -33,6 +33,8 @@ class DetectorConfig(BaseModel):
     # tracking (Delphes ATLAS card: ChargedHadronTrackingEfficiency, ChargedHadronMomentumSmearing)
     track_abs_eta_max: float = 2.5
     track_pt_min: float = 0.5
+    # charged particles produced beyond the outermost pixel layer (ATLAS: 122.5 mm) are not reconstructed
+    track_r_prod_max: float = 122.5
     track_eff_barrel: tuple[float, float] = (0.70, 0.95)  # |eta|<=1.5: (0.5<pT<1 GeV, pT>1 GeV)
     track_eff_endcap: tuple[float, float] = (0.60, 0.85)  # 1.5<|eta|<=2.5
     muon_eff: float = 0.99
@@ -366,6 +368,7 @@ def reconstruct(
             neu[k] = np.zeros_like(neu[k])
         return _group([trk, neu], batch.n_events)
     in_tracker = charged & (np.abs(eta) < cfg.track_abs_eta_max) & (pt > cfg.track_pt_min)
+    in_tracker &= parts.vx**2 + parts.vy**2 < cfg.track_r_prod_max**2
     found = in_tracker & (rng.random(len(pt)) < _track_efficiency(pt, eta, parts.pid, cfg))
     is_muon = np.abs(parts.pid) == 13
     to_calo = ~found & ~is_muon

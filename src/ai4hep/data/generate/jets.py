@@ -304,11 +304,15 @@ def build_arrays(
     arrays = {"jets": jets_arr, "consts": consts}
     if card.max_tracks:
         t = np.flatnonzero(is_track)
-        tj = cj[t]
         theta = 2 * np.arctan(np.exp(-ceta[t]))
         z0 = reco.z0[c][t]
-        z0_sign = np.where((jet_eta[tj] - ceta[t]) * z0 >= 0, 1.0, -1.0)
+        z0_sign = np.where((jet_eta[cj[t]] - ceta[t]) * z0 >= 0, 1.0, -1.0)
         z0sintheta = np.abs(z0 * np.sin(theta)) * z0_sign
+        if card.track_selection is not None:
+            sel = card.track_selection
+            keep = (np.abs(d0_signed[t]) < sel.abs_d0_max) & (np.abs(z0sintheta) < sel.abs_z0sintheta_max)
+            t, theta, z0sintheta = t[keep], theta[keep], z0sintheta[keep]
+        tj = cj[t]
         d0err, z0err = reco.d0err[c][t], reco.z0err[c][t]
         d0sig = d0_signed[t] / d0err
         z0sig = z0sintheta / (z0err * np.sin(theta))
