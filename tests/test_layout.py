@@ -36,7 +36,15 @@ def test_layout_and_attributes(flavour_dir):
     assert np.all(np.diff(pts, axis=1) <= 0)
     sig = np.where(tracks["valid"], np.abs(tracks["d0sig"]), -1)
     assert np.all(np.diff(sig, axis=1) <= 1e-6)
-    assert np.array_equal(np.minimum(shard.arrays["jets"]["n_tracks"], 40), tracks["valid"].sum(axis=1))
+    # tracks: the charged constituents that pass the flavour-tagging selection, at most 40 (jets whose constituents
+    # all fit in the 60 stored)
+    whole = shard.arrays["jets"]["n_consts"] <= 60
+    consts, tracks = consts[whole], tracks[whole]
+    charged = consts["valid"] & (consts["charge"] != 0)
+    assert np.array_equal(shard.arrays["jets"]["n_tracks"][whole], charged.sum(axis=1))
+    z0sintheta = consts["dz"] / np.cosh(consts["eta"])
+    selected = charged & (np.abs(consts["d0"]) < 3.5) & (np.abs(z0sintheta) < 5.0)
+    assert np.array_equal(np.minimum(selected.sum(axis=1), 40), tracks["valid"].sum(axis=1))
     assert content_hash(shard.arrays) == shard.attrs["content_hash"]
 
 
