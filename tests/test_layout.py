@@ -43,7 +43,8 @@ def test_layout_and_attributes(flavour_dir):
     charged = consts["valid"] & (consts["charge"] != 0)
     assert np.array_equal(shard.arrays["jets"]["n_tracks"][whole], charged.sum(axis=1))
     z0sintheta = consts["dz"] / np.cosh(consts["eta"])
-    selected = charged & (np.abs(consts["d0"]) < 3.5) & (np.abs(z0sintheta) < 5.0)
+    cut = get_card("flavour").track_selection
+    selected = charged & (np.abs(consts["d0"]) < cut.abs_d0_max) & (np.abs(z0sintheta) < cut.abs_z0sintheta_max)
     assert np.array_equal(np.minimum(selected.sum(axis=1), 40), tracks["valid"].sum(axis=1))
     assert content_hash(shard.arrays) == shard.attrs["content_hash"]
 

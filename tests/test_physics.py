@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ai4hep.data.cards import get_card
 from ai4hep.data.generate.truth import FROM_B, OTHER_SECONDARY, PRIMARY
 from tests.conftest import load
 
@@ -107,8 +108,9 @@ def test_k0s_decay_in_flight_in_flavour_jets(flavour_dir):
                 masses.append(_pair_mass(pair))
     assert len(masses) >= 3, f"only {len(masses)} V0 candidates"
     assert np.mean((np.array(masses) > 0.47) & (np.array(masses) < 0.53)) > 0.4, f"pair masses {sorted(masses)}"
-    valid = tracks["valid"]
-    assert np.all(np.abs(tracks["d0"][valid]) < 3.5) and np.all(np.abs(tracks["z0sintheta"][valid]) < 5.0)
+    valid, cut = tracks["valid"], get_card("flavour").track_selection
+    assert np.all(np.abs(tracks["d0"][valid]) < cut.abs_d0_max)
+    assert np.all(np.abs(tracks["z0sintheta"][valid]) < cut.abs_z0sintheta_max)
 
 
 def test_flavour_labels_match_hadron_counts(flavour_dir):
