@@ -3,9 +3,10 @@
     python benchmarks/flavour_light_fakes.py out/flavour-ablation/runs/dips out/flavour-ablation/runs/gn2_style \\
         --test bench-data/flavour-test300k
 
-The light rejection at 70% rests on a few dozen jets; this says what they carry. A light jet (no weakly decaying b or
-c hadron within dR < 0.3) can still hold tracks of a b or c hadron farther out, or of a long-lived strange hadron
-("other secondary"): no tagger can tell those from heavy flavour by their tracks alone.
+The light rejection at 70% rests on a few dozen to a few hundred jets; this says what they carry. A light jet (no
+weakly decaying b or c hadron within dR < 0.3) can still hold tracks of a b or c hadron farther out, which no tagger
+can tell from heavy flavour by their tracks alone, or, since flavour card v2, of a long-lived strange hadron decaying
+in flight ("other secondary"), which a tagger can learn to tell apart by the pair's vertex and mass.
 """
 
 from __future__ import annotations
