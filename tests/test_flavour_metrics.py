@@ -19,6 +19,7 @@ from ai4hep.metrics.flavour import (
     find_vertices,
     flavour_metrics,
     origin_metrics,
+    rejection_ratio,
     rejection_table,
     rejection_vs_pt,
     vertex_metrics,
@@ -174,6 +175,34 @@ def test_flavour_metrics_block_is_json_ready() -> None:
     assert m["b_tagging_vs_pt"]["bins"][-1]["pt_high"] == 250
     assert len(m["fc_scan"]) == 21
     assert m["b_tagging"][1]["cut"] == pytest.approx(m["b_tagging_vs_pt"]["cut"])
+
+
+def _quadrature(table_a: list[dict], table_b: list[dict]) -> tuple[float, float]:
+    a, b = table_a[0]["light"], table_b[0]["light"]
+    r = a["rejection"] / b["rejection"]
+    return r, r * math.hypot(a["error"] / a["rejection"], b["error"] / b["rejection"])
+
+
+def test_rejection_ratio_of_a_tagger_with_itself_is_exactly_one() -> None:
+    disc, labels = gaussian_discriminants(3000, 11)
+    r = rejection_ratio(disc, disc, labels, n_boot=50)
+    assert r["ratio"] == 1.0 and r["error"] == 0.0 and r["n_boot"] == 50
+
+
+def test_paired_ratio_error_is_small_for_correlated_taggers_and_binomial_for_independent_ones() -> None:
+    disc, labels = gaussian_discriminants(40000, 12)
+    rng = np.random.default_rng(13)
+    close = disc + rng.normal(0, 0.1, len(disc))  # nearly the same tagger: the same light jets pass both cuts
+    other, _ = gaussian_discriminants(40000, 14)  # the same separation, independent scores for the same jets
+    table = rejection_table(disc, labels, working_points=(0.7,))
+    for partner, paired_below in ((close, 0.5), (other, None)):
+        expected, quad = _quadrature(rejection_table(partner, labels, working_points=(0.7,)), table)
+        r = rejection_ratio(partner, disc, labels, n_boot=300, seed=1)
+        assert r["ratio"] == pytest.approx(expected, rel=1e-12)  # the central value is the tables' ratio
+        if paired_below is not None:
+            assert r["error"] < paired_below * quad
+        else:  # independent scores: the pass counts are independent, plus the cuts' own spread
+            assert 0.8 * quad < r["error"] < 1.5 * quad
 
 
 # --- track origin ----------------------------------------------------------------------------------------------------

@@ -116,6 +116,43 @@ def at_working_point(table: list[dict], working_point: float) -> dict:
     return next(r for r in table if abs(r["working_point"] - working_point) < 1e-6)
 
 
+def rejection_ratio(
+    disc_a: np.ndarray,
+    disc_b: np.ndarray,
+    labels: np.ndarray,
+    working_point: float = 0.7,
+    background: int = LIGHT,
+    signal: int = B,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Rejection of tagger a over tagger b at one working point, with a paired bootstrap error.
+
+    Both taggers are scored on the same jets, so their rejections are correlated (the hardest background jets pass
+    both cuts); adding the two binomial errors in quadrature treats them as independent samples and overstates the
+    ratio's uncertainty. Each replica draws the signal and the background jets with replacement, once for both
+    taggers, and recomputes both cuts, so the error also holds the cut's own fluctuation. Replicas in which no
+    background jet passes tagger a's cut are left out (`n_boot` counts the rest)."""
+    disc_a, disc_b, labels = np.asarray(disc_a, float), np.asarray(disc_b, float), np.asarray(labels)
+    sig_a, sig_b = disc_a[labels == signal], disc_b[labels == signal]
+    bkg_a, bkg_b = disc_a[labels == background], disc_b[labels == background]
+    if min(len(sig_a), len(bkg_a)) == 0:
+        raise ValueError(f"rejection_ratio needs {FLAVOURS[signal]} and {FLAVOURS[background]} jets")
+
+    def ratio(si: np.ndarray | slice, bi: np.ndarray | slice) -> float:
+        pass_a = _n_pass(bkg_a[bi], working_point_cut(sig_a[si], working_point))
+        pass_b = _n_pass(bkg_b[bi], working_point_cut(sig_b[si], working_point))
+        return pass_b / pass_a if pass_a else float("nan")  # (n / pass_a) / (n / pass_b)
+
+    rng = np.random.default_rng(seed)
+    reps = np.array(
+        [ratio(rng.integers(0, len(sig_a), len(sig_a)), rng.integers(0, len(bkg_a), len(bkg_a))) for _ in range(n_boot)]
+    )
+    reps = reps[np.isfinite(reps)]
+    err = float(np.std(reps, ddof=1)) if len(reps) > 1 else float("nan")
+    return {"ratio": ratio(slice(None), slice(None)), "error": err, "n_boot": len(reps)}
+
+
 def rejection_vs_pt(
     disc: np.ndarray,
     labels: np.ndarray,
