@@ -27,6 +27,7 @@ from ai4hep.plots import flavour as fp
 from ai4hep.train.run import train
 
 ROOT = Path(__file__).resolve().parents[1]
+BASELINES = ("IP3D-like", "DIPS")  # the ratios' denominators, never skipped
 BOOTSTRAP = 500  # replicas of the paired ratio errors
 TAGGERS = {  # name -> config; the first is the ratio-panel reference of the plots
     "IP3D-like": "flavour_ip3d.yaml",
@@ -82,18 +83,26 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--test", default=None, help="separate test dataset for the rejection table (default: test split)")
     ap.add_argument("--only-train", action="store_true", help="train (or resume) the runs and stop")
+    ap.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=[t for t in TAGGERS if t not in BASELINES],
+        help="taggers to leave out (e.g. a second training seed of DIPS and GN2-style only)",
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "flavour_ablation.json"))
     args = ap.parse_args()
     work = Path(args.work)
+    taggers = [t for t in TAGGERS if t not in args.skip]
     cards = {}
-    for name in TAGGERS:
+    for name in taggers:
         run = work / "runs" / _slug(name)
         cards[name] = train(_config(name, args.data, args.epochs, args.seed, work), run, progress=False)
         print(f"{name}: trained in {cards[name]['training_time_s']:.0f}s, {cards[name]['train_jets_per_s']} jets/s")
     if args.only_train:
         return
     preds, metrics = {}, {}
-    for name in TAGGERS:
+    for name in taggers:
         tagger = TrainedRun(work / "runs" / _slug(name))
         files = dataset_files(Path(args.test)) if args.test else tagger.test_files()
         preds[name] = tagger.predict(files, aux=False)
@@ -115,7 +124,7 @@ def main() -> None:
             "epochs": cards[name].get("epochs"),
             "b_tagging": m["flavour"]["b_tagging"],
         }
-        for base in ("DIPS", "IP3D-like"):
+        for base in BASELINES:
             paired = _paired(preds[name], preds[base], m["flavour"]["f_c"])
             for flav in ("light", "c"):
                 row[f"{flav}_vs_{base}"] = _ratio(wp[flav], _wp70(metrics[base])[flav])
@@ -144,15 +153,17 @@ def main() -> None:
             print(f"{r['tagger']}: vertex finding efficiency {v['efficiency']:.3f}, purity {v['purity']:.3f}")
     plots = work / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    taggers = [(name, p.probs, p.labels, p.pt) for name, p in preds.items()]
+    curves = [(name, p.probs, p.labels, p.pt) for name, p in preds.items()]
     made = [
-        fp.plot_flavour_roc(taggers, plots / "roc.png", reference="DIPS"),
-        fp.plot_rejection_vs_pt(taggers, plots / "rejection_vs_pt.png", reference="DIPS"),
-        fp.plot_fc_scan(taggers, plots / "fc_scan.png"),
+        fp.plot_flavour_roc(curves, plots / "roc.png", reference="DIPS"),
+        fp.plot_rejection_vs_pt(curves, plots / "rejection_vs_pt.png", reference="DIPS"),
+        fp.plot_fc_scan(curves, plots / "fc_scan.png"),
     ]
     result = {
         "command": f"python benchmarks/flavour_ablation.py --data {args.data} --epochs {args.epochs} "
-        f"--seed {args.seed}" + (f" --test {args.test}" if args.test else ""),
+        f"--seed {args.seed}"
+        + (f" --test {args.test}" if args.test else "")
+        + "".join(f' --skip "{t}"' for t in args.skip),
         "test_jets": n,
         "working_point": 0.7,
         "rows": rows,
