@@ -1,7 +1,7 @@
 """Flavour-tagging ablation: IP3D-like templates, DIPS, and the GN2-style model without and with its auxiliary tasks,
 trained on the same `flavour` shards and evaluated on the same test shards.
 
-    python benchmarks/flavour_ablation.py --data bench-data/flavour240k --epochs 10 --test bench-data/flavour-test150k
+    python benchmarks/flavour_ablation.py --data bench-data/flavour400k --epochs 10 --test bench-data/flavour-test1250k
 
 Reports light- and c-jet rejection at the 70% b-efficiency working point (binomial errors), the improvement
 factors over DIPS and over the IP baseline (errors twice: the binomial errors in quadrature, and a paired bootstrap
