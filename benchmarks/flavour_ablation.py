@@ -77,7 +77,7 @@ def _paired(a: Predictions, b: Predictions, f_c: float) -> dict[str, tuple[float
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="bench-data/flavour240k")
+    ap.add_argument("--data", default="bench-data/flavour400k")
     ap.add_argument("--work", default="out/flavour-ablation")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1)
