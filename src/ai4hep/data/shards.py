@@ -80,10 +80,12 @@ def _generate_process(
     quota: int,
     progress: Callable[[int], None] | None,
     stages: dict[str, float] | None = None,
-    after_batch: Callable[[int, int], None] | None = None,
+    on_generator: Callable[[int, Generator], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     process = card.processes[p]
     gen = Generator((*card.common_settings, *process.settings), pythia_seed(task.seed, task.index, p))
+    if on_generator is not None:
+        on_generator(p, gen)
     rng = np.random.default_rng([task.seed, task.index, p, 1])
     pileup = None
     if detector.pileup_mu > 0:
@@ -105,8 +107,6 @@ def _generate_process(
             stages["pythia_batch"] += t1 - t0
             stages["detector"] += t2 - t1
             stages["jets_labels_substructure"] += time.perf_counter() - t2
-        if after_batch is not None:
-            after_batch(p, batch.n_events)
         events += batch.n_events
         take = min(quota - have, len(arrays["jets"]))
         pieces.append({k: v[:take] for k, v in arrays.items()})
@@ -132,11 +132,12 @@ def _generate_shard(
     task: ShardTask,
     progress: Callable[[int], None] | None,
     stages: dict[str, float] | None = None,
-    after_batch: Callable[[int, int], None] | None = None,
+    on_generator: Callable[[int, Generator], None] | None = None,
 ) -> ShardResult:
     """With `stages`, the seconds of each step of the event loop (Pythia's init left out) and of the write are added
-    to it, and `after_batch(process, n_events)` runs, untimed, after each batch: benchmarks/generation_rate.py
-    measures this very code against Pythia's bare loop stepped in lockstep with it."""
+    to it, and `on_generator(process, generator)` sees each process's generator before its first event:
+    benchmarks/generation_rate.py measures this very code against Pythia's bare loop, stepped event by event beside
+    it through the generator's `next_event`."""
     start = time.perf_counter()
     card = get_card(task.card_name)
     detector = DetectorConfig.model_validate_json(task.detector_json)
@@ -144,7 +145,7 @@ def _generate_shard(
     for p, quota in enumerate(process_quotas(card, task.n_jets)):
         n = 0
         if quota:
-            arrays, n = _generate_process(card, detector, task, p, quota, progress, stages, after_batch)
+            arrays, n = _generate_process(card, detector, task, p, quota, progress, stages, on_generator)
             parts.append(arrays)
         events.append(n)
     t0 = time.perf_counter()

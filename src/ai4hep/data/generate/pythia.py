@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -238,8 +238,9 @@ class RecordReader:
             self._layout = self._layout_ptr = None  # the particles are not where the probe found them: accessors now
         return self._lib.ai4hep_read_event(self._fns, self._event_ptr, self._pointers, row, self._capacity)
 
-    def next_batch(self, n_events: int) -> EventBatch:
-        """`n_events` successful events; a failed next() is retried (Pythia's 'skip'), up to MAX_FAILED_EVENTS in a
+    def next_batch(self, n_events: int, next_event: Callable[[], bool] | None = None) -> EventBatch:
+        """`n_events` successful events, each made by `next_event` (Pythia's next() unless given); a failed one is
+        retried (Pythia's 'skip'), up to MAX_FAILED_EVENTS in a
         row.
 
         The batch's columns are views of buffers this reader reuses: valid until its next call. Fresh buffers for
@@ -248,7 +249,7 @@ class RecordReader:
         if need > self._capacity:
             self._grow(need, 0)
         offsets = np.zeros(n_events + 1, dtype=np.int64)
-        nxt = self._pythia.next
+        nxt = self._pythia.next if next_event is None else next_event
         rows, done, failed = 0, 0, 0
         while done < n_events:
             if not nxt():
@@ -284,6 +285,9 @@ class Generator:
         self._charge_cache: dict[int, int] = {}
         self._charge_table = np.full(2 * DENSE_PID, UNKNOWN_CHARGE, dtype=np.int8)
         self._reader = RecordReader.create(self._pythia)
+        # what the event loop calls for each event: benchmarks/generation_rate.py wraps it to step Pythia's bare loop
+        # event by event beside the pipeline's (the native reader only; nextBatch makes its events inside Pythia)
+        self.next_event: Callable[[], bool] = self._pythia.next
 
     @property
     def pythia(self):
@@ -293,7 +297,7 @@ class Generator:
         if self._reader is None:
             return self.next_batch_awkward(n_events)
         with quiet_stdout():
-            return self._reader.next_batch(n_events)
+            return self._reader.next_batch(n_events, self.next_event)
 
     def next_batch_awkward(self, n_events: int) -> EventBatch:
         """Through Pythia's own nextBatch: the fallback, and the reference the native reader is tested against."""
