@@ -102,7 +102,7 @@ def _generate_process(
         t1 = time.perf_counter()
         reco = reconstruct(batch, gen, detector, rng, pileup, abs_y_max=window)
         t2 = time.perf_counter()
-        arrays = build_arrays(batch, reco, card, p, events)
+        arrays = build_arrays(batch, reco, card, p, events, limit=quota - have)
         if stages is not None:
             stages["pythia_batch"] += t1 - t0
             stages["detector"] += t2 - t1

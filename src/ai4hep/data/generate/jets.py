@@ -184,16 +184,20 @@ def cluster_and_select(reco: RecoObjects, card: DatasetCard) -> Jets:
     )
 
 
-def _truth_keep(batch: EventBatch, jets: Jets, process: Process, radius: float) -> np.ndarray:
+def _truth_keep(batch: EventBatch, jets: Jets, process: Process, radius: float, limit: int) -> np.ndarray:
+    """Indices of the first `limit` jets (in event order) that pass the process's truth label."""
     t = process.truth
     if t.kind in ("none", "hadron"):
-        return np.ones(len(jets), dtype=bool)
+        return np.arange(min(limit, len(jets)))
     r = t.match_r or radius
     eta, phi = jets.eta, jets.phi
     keep = np.zeros(len(jets), dtype=bool)
     candidates: dict[int, list[truth.ResonanceCandidate]] = {}  # per event: jets of one event share them
     want = truth.expected_signature(t.products) if t.kind == "resonance" else None
+    n_kept = 0
     for j in range(len(jets)):
+        if n_kept == limit:
+            break
         if t.kind == "resonance":
             event = int(jets.evt[j])
             if event not in candidates:
@@ -201,7 +205,8 @@ def _truth_keep(batch: EventBatch, jets: Jets, process: Process, radius: float) 
             keep[j] = truth.match_resonance(candidates[event], eta[j], phi[j], want, r)
         else:
             keep[j] = truth.match_parton(batch, int(jets.evt[j]), eta[j], phi[j], t.parton, r)
-    return keep
+        n_kept += int(keep[j])
+    return np.flatnonzero(keep)
 
 
 def _wrap(dphi: np.ndarray) -> np.ndarray:
@@ -235,12 +240,14 @@ def build_arrays(
     card: DatasetCard,
     process_index: int,
     event_base: int,
+    limit: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Cluster, select, label and fill the structured arrays for one batch of one process."""
+    """Cluster, select, label and fill the structured arrays for one batch of one process: its first `limit` jets
+    (all without it), so that the jets a shard does not need are neither labelled nor groomed."""
     process = card.processes[process_index]
     radius = card.jets.radius
     jets = cluster_and_select(reco, card)
-    jets = jets.subset(np.flatnonzero(_truth_keep(batch, jets, process, radius)))
+    jets = jets.subset(_truth_keep(batch, jets, process, radius, len(jets) if limit is None else limit))
     n = len(jets)
     jet_pt, jet_eta, jet_phi = jets.pt, jets.eta, jets.phi
     c = jets.const_idx
