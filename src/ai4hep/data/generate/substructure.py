@@ -100,7 +100,8 @@ def _python_groom(counts: np.ndarray, px, py, pz, e, radius: float, hlf5: bool, 
     n_jets = len(counts)
     jets = _per_jet_awkward(counts, px, py, pz, e)
     cs = fastjet.ClusterSequence(jets, fastjet.JetDefinition(fastjet.cambridge_algorithm, 10.0))
-    taus = ak.to_numpy(cs.njettiness(njets=[1, 2, 3], beta=1.0, R0=radius)).reshape(n_jets, 3)
+    taus = cs.njettiness(axes_definition="WTA_KT_Axes", njets=[1, 2, 3], beta=1.0, R0=radius)  # ATLAS's tau^wta
+    taus = ak.to_numpy(taus).reshape(n_jets, 3)
     groomed = cs.exclusive_jets_softdrop_grooming(njets=1, beta=SOFT_DROP_BETA, symmetry_cut=SOFT_DROP_ZCUT, R0=radius)
     mass_sd = np.nan_to_num(ak.to_numpy(groomed.msoftdrop).astype(np.float64))
     correlators, zlogz = _python_correlators(counts, px, py, pz, e, betas)

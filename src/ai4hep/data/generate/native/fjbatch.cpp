@@ -152,7 +152,7 @@ int64_t ai4hep_cluster(const double* px, const double* py, const double* pz, con
 }
 
 // Per jet (constituents jets[offsets[j]:offsets[j+1]]): soft-drop mass (C/A reclustering), N-subjettiness tau1..3
-// (one-pass kT axes, normalised measure, beta=1, R0), the correlators e2, e3 for each of the n_betas angular exponents
+// (WTA kT axes, normalised measure, beta=1, R0), the correlators e2, e3 for each of the n_betas angular exponents
 // (e2[n_betas*j + b], e3[n_betas*j + b]) and sum z log z; with with_ecfg, the hls4ml feature set, where betas must be
 // {0, 1, 2}, and its generalised correlators ecfg[6*j + k] = {1e2, 1e3, 2e3 for b=1, then b=2} (see hlf5_correlators).
 void ai4hep_substructure(const double* px, const double* py, const double* pz, const double* e, const int64_t* offsets,
@@ -162,12 +162,13 @@ void ai4hep_substructure(const double* px, const double* py, const double* pz, c
   JetDefinition ca(fastjet::cambridge_algorithm, JetDefinition::max_allowable_R);
   fastjet::contrib::SoftDrop soft_drop(sd_beta, sd_zcut, r0);
   fastjet::contrib::NormalizedMeasure measure(1.0, r0);
-  // One-pass minimisation from exclusive-kT seed axes, as OnePass_KT_Axes does, but with the kT clustering run once
-  // per jet for N = 1, 2, 3 instead of once per N.
-  JetDefinition kt(fastjet::kt_algorithm, JetDefinition::max_allowable_R, fastjet::E_scheme, fastjet::Best);
-  fastjet::contrib::Nsubjettiness tau1(1, fastjet::contrib::OnePass_Manual_Axes(), measure);
-  fastjet::contrib::Nsubjettiness tau2(2, fastjet::contrib::OnePass_Manual_Axes(), measure);
-  fastjet::contrib::Nsubjettiness tau3(3, fastjet::contrib::OnePass_Manual_Axes(), measure);
+  // Axes from exclusive kT with winner-take-all recombination, as WTA_KT_Axes makes them (ATLAS's tau^wta; no
+  // minimisation), but with the kT clustering run once per jet for N = 1, 2, 3 instead of once per N.
+  fastjet::contrib::WinnerTakeAllRecombiner wta;
+  JetDefinition kt(fastjet::kt_algorithm, JetDefinition::max_allowable_R, &wta, fastjet::Best);
+  fastjet::contrib::Nsubjettiness tau1(1, fastjet::contrib::Manual_Axes(), measure);
+  fastjet::contrib::Nsubjettiness tau2(2, fastjet::contrib::Manual_Axes(), measure);
+  fastjet::contrib::Nsubjettiness tau3(3, fastjet::contrib::Manual_Axes(), measure);
   std::vector<PseudoJet> particles;
   std::vector<double> z;
   for (int64_t j = 0; j < n_jets; ++j) {
