@@ -103,7 +103,7 @@ def _events_used(out: Path) -> int:
     """Events up to each process's last kept jet: those after it were generated for nothing."""
     (path,) = out.glob("*.h5")
     with h5py.File(path, "r") as f:
-        jets = f["jets"][["process", "event"]]
+        jets = f["jets"].fields(["process", "event"])[:]
     return sum(int(jets["event"][jets["process"] == p].max()) + 1 for p in np.unique(jets["process"]))
 
 
