@@ -190,23 +190,12 @@ def _truth_keep(batch: EventBatch, jets: Jets, process: Process, radius: float, 
     if t.kind in ("none", "hadron"):
         return np.arange(min(limit, len(jets)))
     r = t.match_r or radius
-    eta, phi = jets.eta, jets.phi
-    keep = np.zeros(len(jets), dtype=bool)
-    candidates: dict[int, list[truth.ResonanceCandidate]] = {}  # per event: jets of one event share them
-    want = truth.expected_signature(t.products) if t.kind == "resonance" else None
-    n_kept = 0
-    for j in range(len(jets)):
-        if n_kept == limit:
-            break
-        if t.kind == "resonance":
-            event = int(jets.evt[j])
-            if event not in candidates:
-                candidates[event] = truth.resonance_candidates(batch, event, t.pdg, want)
-            keep[j] = truth.match_resonance(candidates[event], eta[j], phi[j], want, r)
-        else:
-            keep[j] = truth.match_parton(batch, int(jets.evt[j]), eta[j], phi[j], t.parton, r)
-        n_kept += int(keep[j])
-    return np.flatnonzero(keep)
+    if t.kind == "resonance":
+        want = truth.expected_signature(t.products)
+        keep = truth.resonance_matches(batch, jets.evt, jets.eta, jets.phi, t.pdg, want, r)
+    else:
+        keep = truth.parton_matches(batch, jets.evt, jets.eta, jets.phi, t.parton, r)
+    return np.flatnonzero(keep)[:limit]
 
 
 def _wrap(dphi: np.ndarray) -> np.ndarray:
