@@ -1,10 +1,12 @@
 """Generation throughput and pipeline overhead.
 
-For each dataset: jets/s with one worker and with all cores (same shard plan, so the same jets), and the overhead of
-the whole ai4hep pipeline (batch extraction, detector, clustering, labels, features, HDF5 write) over Pythia's bare
+For each dataset: jets/s with one worker and with all cores (same shard plan, so the same jets) beside the speed-up of
+Pythia's bare loop over the same shards, events and cores (the machine's ceiling for the pipeline's), and the overhead
+of the whole ai4hep pipeline (batch extraction, detector, clustering, labels, features, HDF5 write) over Pythia's bare
 event loop (`pythia.next()`, same settings, same seeds, same events; Pythia's init, the same in both, excluded).
 
-    python benchmarks/generation_rate.py [--datasets top qg ...] [--jets 400] [--overhead-jets 1000] [--out FILE]
+    python benchmarks/generation_rate.py [--datasets top qg ...] [--jets 400] [--overhead-jets 1000] [--repeats 3]
+        [--out FILE]
 
 The overhead counts every event the pipeline generated, also those after the shard's last kept jet (it sizes its
 batches to waste few: the record gives `events_used`, the events up to each process's last kept jet).
@@ -37,7 +39,12 @@ class _LockstepBare:
     each of the pipeline's next() calls (through the generator's `next_event`): both sides of the ratio see the same
     event within milliseconds. Stepped batch by batch (~1.5 s apart), two identical bare generators differed by up
     to 30% per batch and 1-3% per shard on this shared machine, as much as the overhead itself; event by event,
-    by 0.1-0.3%. Its seconds fall inside the pipeline's timed Pythia step and are taken out of it."""
+    by 0.1-0.3%. Its seconds fall inside the pipeline's timed Pythia step and are taken out of it.
+
+    Whichever generator runs first after the pipeline's own work (reading the record, the batch's steps) finds the
+    caches cold: always the pipeline first, its next() measured 0.8% slower than the bare one on the same events and
+    its record read (right after the bare event) colder than in production; always the bare one first, the reverse
+    (the bare next() 0.1% slower). The order alternates event by event, so the two sides share that cost."""
 
     def __init__(self, card, seed: int) -> None:
         self.card, self.seed = card, seed
@@ -52,10 +59,14 @@ class _LockstepBare:
         clock = time.perf_counter
 
         def both() -> bool:
-            ok = pipeline()
+            pipeline_first = self.events % 2 == 0
+            if pipeline_first:
+                ok = pipeline()
             start = clock()
             bare_ok = bare()
             self.seconds += clock() - start
+            if not pipeline_first:
+                ok = pipeline()
             self.events += 1
             if bare_ok != ok:
                 raise RuntimeError("the bare loop and the pipeline's generator went out of step")
@@ -107,15 +118,73 @@ def _events_used(out: Path) -> int:
     return sum(int(jets["event"][jets["process"] == p].max()) + 1 for p in np.unique(jets["process"]))
 
 
-def throughput(name: str, n_jets: int, workers: int, seed: int) -> float:
+def throughput(name: str, n_jets: int, workers: int, seed: int) -> tuple[float, list[tuple[int, ...]]]:
+    """Jets/s of `ai4hep data generate` (8 shards, Pythia's init included), and the events each shard generated
+    per process (for the bare loop's run of the same shard plan)."""
     out = Path(tempfile.mkdtemp(prefix="ai4hep-bench-"))
     try:
-        shard = max(1, n_jets // 8)
         start = time.perf_counter()
-        generate(name, n_jets, out, seed=seed, workers=workers, shard_size=shard, show_progress=False)
-        return n_jets / (time.perf_counter() - start)
+        shard = _shard(n_jets)
+        summary = generate(name, n_jets, out, seed=seed, workers=workers, shard_size=shard, show_progress=False)
+        return n_jets / (time.perf_counter() - start), [r.events_per_process for r in summary.shards]
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def _shard(n_jets: int) -> int:
+    return max(1, n_jets // 8)
+
+
+def _bare_shard(job: tuple[str, int, int, tuple[int, ...]]) -> None:
+    """Pythia's bare loop for one shard of the plan: each process's generator with the pipeline's seed (init
+    included, as in `generate`), next() for as many events as the pipeline generated."""
+    name, seed, index, events = job
+    card = get_card(name)
+    for p, n_events in enumerate(events):
+        if n_events:
+            settings = (*card.common_settings, *card.processes[p].settings)
+            nxt = Generator(settings, pythia_seed(seed, index, p)).pythia.next
+            for _ in range(n_events):
+                nxt()
+
+
+def bare_seconds(name: str, seed: int, plan: list[tuple[int, ...]], workers: int) -> float:
+    """Wall seconds of the bare loop over the shard plan, in a pool of `workers` forked processes as `generate`
+    runs its shards: the speed-up Pythia itself gets from the cores, the ceiling of the pipeline's."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = [(name, seed, k, events) for k, events in enumerate(plan)]
+    start = time.perf_counter()
+    if workers == 1:
+        for job in jobs:
+            _bare_shard(job)
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+            list(pool.map(_bare_shard, jobs))
+    return time.perf_counter() - start
+
+
+def scaling(name: str, n_jets: int, cores: int, seed: int, repeats: int) -> dict:
+    """Throughput on one core and on `cores`, alternated `repeats` times (the machine's speed drifts by 10-20%
+    over minutes here), with the bare loop's over the same shard plan beside each pair; medians."""
+    one, many, bare_one, bare_many = [], [], [], []
+    for _ in range(repeats):
+        rate, plan = throughput(name, n_jets, 1, seed)
+        one.append(rate)
+        many.append(throughput(name, n_jets, cores, seed)[0])
+        bare_one.append(bare_seconds(name, seed, plan, 1))
+        bare_many.append(bare_seconds(name, seed, plan, cores))
+    speedups = [m / o for m, o in zip(many, one, strict=True)]
+    bare_speedups = [o / m for o, m in zip(bare_one, bare_many, strict=True)]
+    return {
+        "jets_per_s_1_core": float(np.median(one)),
+        f"jets_per_s_{cores}_cores": float(np.median(many)),
+        "speedup": float(np.median(speedups)),
+        "speedup_runs": [round(x, 3) for x in speedups],
+        "bare_pythia_speedup": float(np.median(bare_speedups)),
+        "bare_pythia_speedup_runs": [round(x, 3) for x in bare_speedups],
+    }
 
 
 def main() -> None:
@@ -126,24 +195,19 @@ def main() -> None:
         "--overhead-jets", type=int, default=1000, help="jets of the overhead's shard (the CLI's default shard size)"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement (medians are reported)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     rows = []
     for name in args.datasets:
-        one = throughput(name, args.jets, 1, args.seed)
-        many = throughput(name, args.jets, cores, args.seed)
-        ov = overhead(name, args.overhead_jets, args.seed + 1)
-        row = {
-            "dataset": name,
-            "jets_per_s_1_core": one,
-            f"jets_per_s_{cores}_cores": many,
-            "speedup": many / one,
-            **ov,
-        }
-        rows.append(row)
+        sc = scaling(name, args.jets, cores, args.seed, args.repeats)
+        ov = overhead(name, args.overhead_jets, args.seed + 1, args.repeats)
+        rows.append({"dataset": name, **sc, **ov})
+        one, many = sc["jets_per_s_1_core"], sc[f"jets_per_s_{cores}_cores"]
         print(
-            f"{name:<9} 1 core {one:7.1f} jets/s | {cores} cores {many:7.1f} jets/s ({many / one:.2f}x) | "
+            f"{name:<9} 1 core {one:7.1f} jets/s | {cores} cores {many:7.1f} jets/s ({sc['speedup']:.2f}x, runs "
+            f"{sc['speedup_runs']}; bare Pythia {sc['bare_pythia_speedup']:.2f}x) | "
             f"pipeline {ov['pipeline_s']:.2f}s vs bare Pythia {ov['bare_pythia_s']:.2f}s "
             f"for {ov['events']} events ({ov['events_used']} used): "
             f"overhead {ov['overhead_pct']:+.1f}% (runs {ov['overhead_runs_pct']})",
