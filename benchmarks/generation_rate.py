@@ -213,16 +213,18 @@ def main() -> None:
             f"overhead {ov['overhead_pct']:+.1f}% (runs {ov['overhead_runs_pct']})",
             flush=True,
         )
-    record = {
-        "ai4hep_version": __version__,
-        "cpu": platform.processor() or platform.machine(),
-        "cores": cores,
-        "jets": args.jets,
-        "rows": rows,
-    }
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2))
+        if args.out:  # after every dataset: a long run that stops keeps what it measured
+            record = {
+                "ai4hep_version": __version__,
+                "cpu": platform.processor() or platform.machine(),
+                "cores": cores,
+                "jets": args.jets,
+                "overhead_jets": args.overhead_jets,
+                "repeats": args.repeats,
+                "rows": rows,
+            }
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":
