@@ -240,8 +240,7 @@ class RecordReader:
 
     def next_batch(self, n_events: int, next_event: Callable[[], bool] | None = None) -> EventBatch:
         """`n_events` successful events, each made by `next_event` (Pythia's next() unless given); a failed one is
-        retried (Pythia's 'skip'), up to MAX_FAILED_EVENTS in a
-        row.
+        retried (Pythia's 'skip'), up to MAX_FAILED_EVENTS in a row.
 
         The batch's columns are views of buffers this reader reuses: valid until its next call. Fresh buffers for
         every batch cost ~85 us per event of page faults, 1% of the generation."""
