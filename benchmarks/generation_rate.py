@@ -124,15 +124,11 @@ def throughput(name: str, n_jets: int, workers: int, seed: int) -> tuple[float, 
     out = Path(tempfile.mkdtemp(prefix="ai4hep-bench-"))
     try:
         start = time.perf_counter()
-        shard = _shard(n_jets)
+        shard = max(1, n_jets // 8)
         summary = generate(name, n_jets, out, seed=seed, workers=workers, shard_size=shard, show_progress=False)
         return n_jets / (time.perf_counter() - start), [r.events_per_process for r in summary.shards]
     finally:
         shutil.rmtree(out, ignore_errors=True)
-
-
-def _shard(n_jets: int) -> int:
-    return max(1, n_jets // 8)
 
 
 def _bare_shard(job: tuple[str, int, int, tuple[int, ...]]) -> None:

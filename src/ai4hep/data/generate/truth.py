@@ -135,8 +135,7 @@ def expected_signature(products: str) -> np.ndarray:
 
 
 def _categories(pid: np.ndarray) -> np.ndarray:
-    apid = np.abs(pid.astype(np.int64))
-    return np.where(apid < len(_CATEGORY_OF), _CATEGORY_OF[np.minimum(apid, len(_CATEGORY_OF) - 1)], 4)
+    return _CATEGORY_OF[np.minimum(np.abs(pid.astype(np.int64)), len(_CATEGORY_OF) - 1)]  # the last slot is x
 
 
 def daughter_lists(batch: EventBatch, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
