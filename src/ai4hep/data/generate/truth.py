@@ -206,12 +206,13 @@ def resonance_matches(
         front_owner, front = owner[resonance], daughters[resonance]
     owner, product = np.concatenate(owners), np.concatenate(products)
     category = _categories(batch.pid[product])
-    counts = np.bincount(owner * 5 + category, minlength=5 * len(last)).reshape(len(last), 5)
+    n_cat = len(SIGNATURE_CATEGORIES)
+    counts = np.bincount(owner * n_cat + category, minlength=n_cat * len(last)).reshape(len(last), n_cat)
     good = np.flatnonzero((counts == want[None, :]).all(axis=1))
     if len(good) == 0:
         return out
     # the points that must lie inside: each good candidate's last copy, then its visible products
-    visible = np.isin(owner, good) & (category != 3)
+    visible = np.isin(owner, good) & (category != SIGNATURE_CATEGORIES.index("v"))
     point_owner = np.concatenate([good, owner[visible]])
     point = np.concatenate([last[good], product[visible]])
     order = np.argsort(point_owner, kind="stable")
@@ -261,10 +262,7 @@ def hadron_flavour(
         keep = pt > HEAVY_HADRON_PT_MIN
         had_evt, eta, phi = evt_all[had[keep]], eta[keep], phi[keep]  # ascending in event
         # every (jet, hadron of the jet's event) pair at once
-        first = np.searchsorted(had_evt, jet_evt, side="left")
-        sizes = np.searchsorted(had_evt, jet_evt, side="right") - first
-        jet = np.repeat(np.arange(len(jet_evt)), sizes)
-        hadron = concat_ranges(first, sizes)
+        jet, hadron = _pairs_by_event(jet_evt, had_evt)
         inside = _delta_r(eta[hadron], phi[hadron], jet_eta[jet], jet_phi[jet]) < radius
         counts[code] = np.bincount(jet[inside], minlength=len(jet_evt)).astype(np.int8)
     flavour = np.where(counts[5] > 0, 5, np.where(counts[4] > 0, 4, 0)).astype(np.int8)
