@@ -126,3 +126,20 @@ def test_parton_matching_equals_a_walk_of_the_record(name, process):
     ]
     assert got.tolist() == want
     assert 0 < sum(want) < len(want)
+
+
+@pytest.mark.parametrize("quark", [4, 5])
+def test_weakly_decaying_hadrons_equal_a_walk_of_the_record(quark):
+    """A heavy hadron decays weakly when none of its daughters (every daughter, in Pythia's d1 / d2 conventions)
+    carries its flavour: b -> c -> s chains give both answers in every event."""
+    _, _, batch, _ = _events_and_jets("flavour", "heavy_flavour_dijet", 30)
+    has_q = truth.contains_quark(batch.pid, quark)
+    want = np.zeros(len(batch.pid), dtype=bool)
+    for event in range(batch.n_events):
+        start = int(batch.offsets[event])
+        for i in range(start, int(batch.offsets[event + 1])):
+            if has_q[i]:
+                want[i] = not any(has_q[d] for d in _daughters(batch, i, start))
+    got = truth.weakly_decaying(batch, quark)
+    assert np.array_equal(got, want)
+    assert 0 < want.sum() < has_q.sum()  # weakly and strongly / electromagnetically decaying ones both seen

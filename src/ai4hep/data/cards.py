@@ -137,7 +137,7 @@ def _parton(name: str, settings: tuple[str, ...], parton: str, label: int, fract
 def _card_top() -> DatasetCard:
     return DatasetCard(
         name="top",
-        version=2,
+        version=3,
         description="All-hadronic ttbar (top jets) vs QCD dijets, 14 TeV, anti-kT R=0.8, 550<pT<650 GeV, |eta|<2",
         reference="Kasieczka et al., The Machine Learning Landscape of Top Taggers, arXiv:1902.09914",
         classes=("qcd", "top"),
@@ -154,7 +154,7 @@ def _card_qg() -> DatasetCard:
     z_nunu = (*_Z_JET[2:], "23:onMode = off", "23:onIfAny = 12 14 16", "PhaseSpace:pTHatMin = 450")
     return DatasetCard(
         name="qg",
-        version=2,
+        version=3,
         description="Quark vs gluon jets from Z(->nunu)+jet, 14 TeV, anti-kT R=0.4, 500<pT<550 GeV, |y|<1.7",
         reference="Komiske, Metodiev, Thaler, Energy Flow Networks, arXiv:1810.05165",
         classes=("gluon", "quark"),
@@ -183,7 +183,7 @@ def _card_jetclass() -> DatasetCard:
 
     return DatasetCard(
         name="jetclass",
-        version=2,
+        version=3,
         description="10 jet classes (H->bb, cc, gg, 4q, lvqq'; t->bqq', blv; W->qq'; Z->qq; QCD), 14 TeV, "
         "anti-kT R=0.8, 500<pT<1000 GeV, |eta|<2",
         reference="Qu, Li, Qian, Particle Transformer for Jet Tagging (JetClass), arXiv:2202.03772",
@@ -209,7 +209,7 @@ def _card_hlf5() -> DatasetCard:
     pthat = "PhaseSpace:pTHatMin = 850"
     return DatasetCard(
         name="hlf5",
-        version=2,
+        version=3,
         description="5 classes (g, q, W, Z, t) with the 16 high-level substructure features of the hls4ml jet "
         "dataset, 14 TeV, anti-kT R=0.8, 900<pT<1100 GeV, |eta|<2",
         reference="Duarte et al., Fast inference of deep neural networks in FPGAs (hls4ml), arXiv:1804.06913",
@@ -231,7 +231,7 @@ def _card_flavour() -> DatasetCard:
     hadron = Truth(kind="hadron", match_r=0.3)
     return DatasetCard(
         name="flavour",
-        version=3,
+        version=4,
         description="b / c / light jets from ttbar and multijets, 14 TeV, anti-kT R=0.4, pT>20 GeV, |eta|<2.5, "
         "up to 40 tracks with impact parameters, track-origin and truth-vertex labels; K0S, Lambda and other "
         "long-lived strange hadrons decay in flight",

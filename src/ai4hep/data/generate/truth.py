@@ -38,13 +38,7 @@ def weakly_decaying(batch: EventBatch, quark: int) -> np.ndarray:
     result = has_q.copy()
     if len(candidates) == 0:
         return result
-    evt_start = batch.offsets[batch.event_index[candidates]]
-    d1 = batch.daughter1[candidates].astype(np.int64)
-    d2 = batch.daughter2[candidates].astype(np.int64)
-    d2 = np.where(d2 < d1, d1, d2)  # single daughter (d2 = 0) or unordered pair: look at d1..max
-    sizes = np.where(d1 > 0, d2 - d1 + 1, 0)
-    owner = np.repeat(np.arange(len(candidates)), sizes)
-    daughters = concat_ranges(d1 + evt_start, sizes)
+    owner, daughters = daughter_lists(batch, candidates)
     bad = np.zeros(len(candidates), dtype=bool)
     np.logical_or.at(bad, owner, has_q[daughters])
     result[candidates[bad]] = False

@@ -108,6 +108,22 @@ void ecf_e2_e3(const std::vector<double>& z, const std::vector<double>& dr, doub
 
 #pragma GCC pop_options
 
+// N-subjettiness with the normalised measure (beta = 1, no cutoff): tau_N = sum_i pT_i min_k dR_ik / (R0 sum_i pT_i),
+// dR in (y, phi) as PseudoJet::squared_distance measures it, over the given axes. The sum written out: fjcontrib's
+// Nsubjettiness with Manual_Axes computes the same number (to rounding) but builds the subjets of every partition as
+// PseudoJets on the way, 35% of the substructure's time for the hls4ml set.
+double nsubjettiness(const std::vector<PseudoJet>& particles, const std::vector<PseudoJet>& axes, double r0) {
+  if (axes.empty()) return 0.0;
+  double numerator = 0, scalar_pt = 0;
+  for (const PseudoJet& p : particles) {
+    double d2 = p.squared_distance(axes[0]);
+    for (size_t k = 1; k < axes.size(); ++k) d2 = std::min(d2, p.squared_distance(axes[k]));
+    numerator += p.perp() * std::sqrt(d2);
+    scalar_pt += p.perp();
+  }
+  return scalar_pt > 0 ? numerator / (r0 * scalar_pt) : 0.0;
+}
+
 }  // namespace
 
 extern "C" {
@@ -161,14 +177,10 @@ void ai4hep_substructure(const double* px, const double* py, const double* pz, c
                          double* zlogz) {
   JetDefinition ca(fastjet::cambridge_algorithm, JetDefinition::max_allowable_R);
   fastjet::contrib::SoftDrop soft_drop(sd_beta, sd_zcut, r0);
-  fastjet::contrib::NormalizedMeasure measure(1.0, r0);
   // Axes from exclusive kT with winner-take-all recombination, as WTA_KT_Axes makes them (ATLAS's tau^wta; no
   // minimisation), but with the kT clustering run once per jet for N = 1, 2, 3 instead of once per N.
   fastjet::contrib::WinnerTakeAllRecombiner wta;
   JetDefinition kt(fastjet::kt_algorithm, JetDefinition::max_allowable_R, &wta, fastjet::Best);
-  fastjet::contrib::Nsubjettiness tau1(1, fastjet::contrib::Manual_Axes(), measure);
-  fastjet::contrib::Nsubjettiness tau2(2, fastjet::contrib::Manual_Axes(), measure);
-  fastjet::contrib::Nsubjettiness tau3(3, fastjet::contrib::Manual_Axes(), measure);
   std::vector<PseudoJet> particles;
   std::vector<double> z;
   for (int64_t j = 0; j < n_jets; ++j) {
@@ -179,12 +191,7 @@ void ai4hep_substructure(const double* px, const double* py, const double* pz, c
     const PseudoJet& jet = whole[0];
     mass_sd[j] = soft_drop(jet).m();
     ClusterSequence kt_cs(particles, kt);
-    fastjet::contrib::Nsubjettiness* taus[3] = {&tau1, &tau2, &tau3};
-    for (int n = 1; n <= 3; ++n) {
-      std::vector<PseudoJet> seeds = kt_cs.exclusive_jets_up_to(n);
-      taus[n - 1]->setAxes(seeds);
-      tau[3 * j + n - 1] = (*taus[n - 1])(jet);
-    }
+    for (int n = 1; n <= 3; ++n) tau[3 * j + n - 1] = nsubjettiness(particles, kt_cs.exclusive_jets_up_to(n), r0);
     double scalar_pt = 0;
     for (const PseudoJet& p : particles) scalar_pt += p.perp();
     z.assign(particles.size(), 0.0);
