@@ -6,7 +6,7 @@ of the whole ai4hep pipeline (batch extraction, detector, clustering, labels, fe
 event loop (`pythia.next()`, same settings, same seeds, same events; Pythia's init, the same in both, excluded).
 
     python benchmarks/generation_rate.py [--datasets top qg ...] [--jets 400] [--overhead-jets 1000] [--repeats 3]
-        [--out FILE]
+        [--overhead-repeats 5] [--out FILE]
 
 The overhead counts every event the pipeline generated, also those after the shard's last kept jet (it sizes its
 batches to waste few: the record gives `events_used`, the events up to each process's last kept jet).
@@ -173,14 +173,20 @@ def bare_seconds(name: str, seed: int, plan: list[tuple[int, ...]], workers: int
 
 def scaling(name: str, n_jets: int, cores: int, seed: int, repeats: int) -> dict:
     """Throughput on one core and on `cores`, alternated `repeats` times (the machine's speed drifts by 10-20%
-    over minutes here), with the bare loop's over the same shard plan beside each pair; medians."""
+    over minutes here), with the bare loop's over the same shard plan beside each pair; medians. Every other pair
+    runs the many-core side first, so that a drift across a pair favours neither side. (The shard plan, the events
+    of each shard, is the same for any number of workers.)"""
     one, many, bare_one, bare_many = [], [], [], []
-    for _ in range(repeats):
-        rate, plan = throughput(name, n_jets, 1, seed)
-        one.append(rate)
-        many.append(throughput(name, n_jets, cores, seed)[0])
-        bare_one.append(bare_seconds(name, seed, plan, 1))
-        bare_many.append(bare_seconds(name, seed, plan, cores))
+    for k in range(repeats):
+        order = (1, cores) if k % 2 == 0 else (cores, 1)
+        rates = {}
+        for workers in order:
+            rates[workers], plan = throughput(name, n_jets, workers, seed)
+        bare = {workers: bare_seconds(name, seed, plan, workers) for workers in order}
+        one.append(rates[1])
+        many.append(rates[cores])
+        bare_one.append(bare[1])
+        bare_many.append(bare[cores])
     speedups = [m / o for m, o in zip(many, one, strict=True)]
     bare_speedups = [o / m for o, m in zip(bare_one, bare_many, strict=True)]
     return {
@@ -202,13 +208,14 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement (medians are reported)")
+    parser.add_argument("--overhead-repeats", type=int, default=None, help="runs of the overhead (default: --repeats)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     rows = []
     for name in args.datasets:
         sc = scaling(name, args.jets, cores, args.seed, args.repeats)
-        ov = overhead(name, args.overhead_jets, args.seed + 1, args.repeats)
+        ov = overhead(name, args.overhead_jets, args.seed + 1, args.overhead_repeats or args.repeats)
         rows.append({"dataset": name, **sc, **ov})
         one, many = sc["jets_per_s_1_core"], sc[f"jets_per_s_{cores}_cores"]
         print(
@@ -227,6 +234,7 @@ def main() -> None:
                 "jets": args.jets,
                 "overhead_jets": args.overhead_jets,
                 "repeats": args.repeats,
+                "overhead_repeats": args.overhead_repeats or args.repeats,
                 "rows": rows,
             }
             args.out.parent.mkdir(parents=True, exist_ok=True)
