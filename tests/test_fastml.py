@@ -83,8 +83,9 @@ def test_bdt_converts_with_conifer(runs: dict[str, Path], hlf5_dir: Path) -> Non
     v = json.loads((run / "fastml" / "ap_fixed_16_6" / "validation.json").read_text())
     assert v["route"] == "conifer" and v["n_jets"] == 150
     assert v["conversion_check_float_margin_diff"] < 1e-6  # the tree translation itself is exact in float
-    # quantising features and thresholds sends a jet down another branch only when it sits within 2^-10 of a cut
-    assert v["argmax_agreement"] >= 0.95 and abs(v["accuracy_difference"]) <= 0.03 and v["max_abs_diff"] < 0.2
+    # quantising features and thresholds sends a jet down another branch only when it sits within 2^-10 of a cut: few
+    # jets move, though one that does can move by a whole leaf's difference (its largest change says little)
+    assert v["argmax_agreement"] >= 0.95 and abs(v["accuracy_difference"]) <= 0.03 and v["mean_abs_diff"] < 0.01
     assert v["resource_proxy"]["trees"] == json.loads((run / "model_card.json").read_text())["parameter_count"]
     assert v["headers"]["json"] and Path(v["headers"]["ap_types"], "ap_fixed.h").exists()
 

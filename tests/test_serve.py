@@ -545,9 +545,13 @@ def test_padding_is_cut_to_the_longest_jet_where_outputs_allow(repository: Path,
     assert config.parameters[TRIM_KEY].string_value == "mask"
     dips = next(m for m in load_repository(repository) if m.name == "dips")
     assert dips.trim is not None and sorted(dips.trim.cut) == [("mask", (1,)), ("objects", (1,))]
-    feed = _inputs(runs["dips"], 5)
+    feed = _inputs(runs["dips"], 64)
+    counts = feed["mask"].sum(axis=1)
+    padded = np.flatnonzero(counts < counts.max())  # jets shorter than the batch's longest, which sets its width
+    padded = padded[np.argsort(-counts[padded], kind="stable")[:5]]
+    feed = {k: np.ascontiguousarray(v[padded]) for k, v in feed.items()}
     longest = int(feed["mask"].sum(axis=1).max())
-    assert longest < feed["mask"].shape[1], "the test jets should carry padding"
+    assert len(padded) == 5 and longest < feed["mask"].shape[1], "the test jets should carry padding"
     cut = dips.trim.apply(feed)
     assert cut["objects"].shape[1] == cut["mask"].shape[1] == longest and cut["jet"] is feed["jet"]
     full = dips.session.run(["probs"], feed)[0]
