@@ -108,20 +108,19 @@ void ecf_e2_e3(const std::vector<double>& z, const std::vector<double>& dr, doub
 
 #pragma GCC pop_options
 
-// N-subjettiness with the normalised measure (beta = 1, no cutoff): tau_N = sum_i pT_i min_k dR_ik / (R0 sum_i pT_i),
-// dR in (y, phi) as PseudoJet::squared_distance measures it, over the given axes. The sum written out: fjcontrib's
-// Nsubjettiness with Manual_Axes computes the same number (to rounding) but builds the subjets of every partition as
-// PseudoJets on the way, 35% of the substructure's time for the hls4ml set.
-double nsubjettiness(const std::vector<PseudoJet>& particles, const std::vector<PseudoJet>& axes, double r0) {
-  if (axes.empty()) return 0.0;
-  double numerator = 0, scalar_pt = 0;
+// N-subjettiness with the normalised measure (beta = 1, no cutoff): tau_N = sum_i pT_i min_k dR_ik / norm, with
+// norm = R0 sum_i pT_i and dR in (y, phi) as PseudoJet::squared_distance measures it, over the given axes. The sum
+// written out: fjcontrib's Nsubjettiness with Manual_Axes computes the same number (to rounding) but builds the subjets
+// of every partition as PseudoJets on the way, 35% of the substructure's time for the hls4ml set.
+double nsubjettiness(const std::vector<PseudoJet>& particles, const std::vector<PseudoJet>& axes, double norm) {
+  if (axes.empty() || !(norm > 0)) return 0.0;
+  double numerator = 0;
   for (const PseudoJet& p : particles) {
     double d2 = p.squared_distance(axes[0]);
     for (size_t k = 1; k < axes.size(); ++k) d2 = std::min(d2, p.squared_distance(axes[k]));
     numerator += p.perp() * std::sqrt(d2);
-    scalar_pt += p.perp();
   }
-  return scalar_pt > 0 ? numerator / (r0 * scalar_pt) : 0.0;
+  return numerator / norm;
 }
 
 }  // namespace
@@ -190,10 +189,12 @@ void ai4hep_substructure(const double* px, const double* py, const double* pz, c
     std::vector<PseudoJet> whole = cs.exclusive_jets(1);
     const PseudoJet& jet = whole[0];
     mass_sd[j] = soft_drop(jet).m();
-    ClusterSequence kt_cs(particles, kt);
-    for (int n = 1; n <= 3; ++n) tau[3 * j + n - 1] = nsubjettiness(particles, kt_cs.exclusive_jets_up_to(n), r0);
     double scalar_pt = 0;
     for (const PseudoJet& p : particles) scalar_pt += p.perp();
+    ClusterSequence kt_cs(particles, kt);
+    for (int n = 1; n <= 3; ++n) {
+      tau[3 * j + n - 1] = nsubjettiness(particles, kt_cs.exclusive_jets_up_to(n), r0 * scalar_pt);
+    }
     z.assign(particles.size(), 0.0);
     double zz = 0;
     for (size_t i = 0; i < particles.size(); ++i) {
