@@ -268,21 +268,20 @@ def _calorimeter(
     inverse[order] = np.cumsum(new_cell) - 1
     first = order[new_cell]  # a particle of each cell
     energy = np.bincount(inverse, weights=e, minlength=len(first))
-    cell_iphi, cell_ieta, cell_calo, cell_evt = iphi[first], ieta[first], calo[first], evt[first]
-    cell_size, cell_nphi = size[first], n_phi[first]
-    is_em = cell_calo < 2
+    is_em = calo[first] < 2
     a, b, c = (np.where(is_em, e_, h_) for e_, h_ in zip(cfg.ecal_res, cfg.hcal_res, strict=True))
     sigma = np.sqrt((a * energy) ** 2 + b**2 * energy + c**2)
     energy = energy + rng.normal(size=len(energy)) * sigma
     keep = energy > np.where(is_em, cfg.ecal_e_min, cfg.hcal_e_min)
     energy, is_em = energy[keep], is_em[keep]
-    ceta = (cell_ieta[keep] + 0.5) * cell_size[keep]
-    cphi = -np.pi + (cell_iphi[keep] + 0.5) * 2 * np.pi / cell_nphi[keep]
+    kept = first[keep]  # a particle of each kept cell: its indices, size and event
+    ceta = (ieta[kept] + 0.5) * size[kept]
+    cphi = -np.pi + (iphi[kept] + 0.5) * 2 * np.pi / n_phi[kept]
     pt = energy / np.cosh(ceta)
     n = len(energy)
     zeros = np.zeros(n)
     return dict(
-        evt=cell_evt[keep],
+        evt=evt[kept],
         px=pt * np.cos(cphi),
         py=pt * np.sin(cphi),
         pz=pt * np.sinh(ceta),
