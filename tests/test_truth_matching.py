@@ -131,7 +131,7 @@ def test_parton_matching_equals_a_walk_of_the_record(name, process):
 @pytest.mark.parametrize("quark", [4, 5])
 def test_weakly_decaying_hadrons_equal_a_walk_of_the_record(quark):
     """A heavy hadron decays weakly when none of its daughters (every daughter, in Pythia's d1 / d2 conventions)
-    carries its flavour: b -> c -> s chains give both answers in every event."""
+    carries its flavour: b -> c -> s chains give both answers in the batch."""
     _, _, batch, _ = _events_and_jets("flavour", "heavy_flavour_dijet", 30)
     has_q = truth.contains_quark(batch.pid, quark)
     want = np.zeros(len(batch.pid), dtype=bool)
