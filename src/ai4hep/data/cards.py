@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ai4hep.data.labels import FLAVOURS
 from ai4hep.errors import UserError
 
 # Settings every dataset shares: 14 TeV pp, quiet, particles with c*tau > 10 mm stable (K0S, Lambda, ...),
@@ -236,7 +237,7 @@ def _card_flavour() -> DatasetCard:
         "up to 40 tracks with impact parameters, track-origin and truth-vertex labels; K0S, Lambda and other "
         "long-lived strange hadrons decay in flight",
         reference="ATLAS GN2, arXiv:2505.19689",
-        classes=("light", "c", "b"),
+        classes=FLAVOURS,
         processes=(
             Process(name="ttbar", settings=_TTBAR, fraction=0.5, truth=hadron),
             Process(
@@ -264,9 +265,6 @@ CARDS: dict[str, DatasetCard] = {
     c.name: c for c in (_card_top(), _card_qg(), _card_jetclass(), _card_flavour(), _card_hlf5())
 }
 
-# Flavour labels follow the ATLAS HadronConeExclTruthLabelID convention in the `flavour` field (5, 4, 0);
-# `label` holds the class index (light=0, c=1, b=2).
-FLAVOUR_CLASS = {0: 0, 4: 1, 5: 2}
 
 
 def get_card(name: str) -> DatasetCard:

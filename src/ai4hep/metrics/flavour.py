@@ -17,16 +17,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ai4hep.data.labels import FLAVOURS, LIGHT, ORIGINS, B, C
 from ai4hep.metrics.binary import auc
 
-FLAVOURS = ("light", "c", "b")
-LIGHT, C, B = 0, 1, 2
 WORKING_POINTS = (0.60, 0.70, 0.77, 0.85)
 F_C = 0.2  # c fraction in the b-tagging discriminant (GN2 paper)
 F_B = 0.3  # b fraction in the c-tagging discriminant (GN2 paper)
 PT_BINS = (20.0, 30.0, 40.0, 60.0, 80.0, 100.0, 150.0, 250.0, np.inf)  # GeV
 FC_VALUES = tuple(float(f) for f in np.round(np.linspace(0.0, 1.0, 21), 6))
-ORIGINS = ("from_b", "from_c", "primary", "other_secondary", "pileup")
 EPS = 1e-10  # keeps the discriminants finite where a probability is exactly zero
 _CHUNK = 2048  # jets per block in the vertex code: bounds the (jets, T, T) temporaries
 

@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ai4hep.data.labels import ORIGINS
 from ai4hep.models.mlp import mlp
 
-# The `origin` field of the flavour dataset (ai4hep.data.generate.truth.ORIGIN_CLASSES).
-ORIGIN_CLASSES = ("from_b", "from_c", "primary", "other_secondary", "pileup")
+# The categories of the flavour dataset's `origin` field.
+ORIGIN_CLASSES = ORIGINS
 
 
 def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -9,12 +9,13 @@ import fastjet
 import numpy as np
 
 from ai4hep.data import schema
-from ai4hep.data.cards import FLAVOUR_CLASS, DatasetCard, Process
+from ai4hep.data.cards import DatasetCard, Process
 from ai4hep.data.generate import native, truth
 from ai4hep.data.generate.detector import RecoObjects
 from ai4hep.data.generate.pythia import EventBatch, quiet_stdout
 from ai4hep.data.generate.ranges import concat_ranges
 from ai4hep.data.generate.substructure import rapidity, substructure
+from ai4hep.data.labels import FLAVOUR_CLASS
 
 _JET_DEFS: dict[float, fastjet.JetDefinition] = {}
 _BANNER = {"shown": False}  # FastJet prints its banner to stdout at the first clustering of each process

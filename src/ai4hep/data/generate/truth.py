@@ -6,10 +6,10 @@ import numpy as np
 
 from ai4hep.data.generate.pythia import EventBatch
 from ai4hep.data.generate.ranges import concat_ranges
+from ai4hep.data.labels import FROM_B, FROM_C, HADRON_LABEL_ID, ORIGINS, OTHER_SECONDARY, PILEUP, PRIMARY
 
-# Track-origin classes, in the order of the dataset documentation.
-ORIGIN_CLASSES = ("from_b", "from_c", "primary", "other_secondary", "pileup")
-FROM_B, FROM_C, PRIMARY, OTHER_SECONDARY, PILEUP = range(5)
+# Track-origin classes (ai4hep.data.labels): the codes written to the `origin` field.
+ORIGIN_CLASSES = ORIGINS
 # Production vertices closer than this (mm) count as one vertex, and within it of the origin as primary:
 # far below any tracker's resolution, far above the displacement of strong and electromagnetic decays.
 VERTEX_TOLERANCE_MM = 1e-3
@@ -250,7 +250,8 @@ def hadron_flavour(
     else 0; also the numbers of such b and c hadrons per jet."""
     counts = {}
     evt_all = batch.event_index
-    for code, mask in ((5, is_b), (4, is_c)):
+    b, c, light = HADRON_LABEL_ID["b"], HADRON_LABEL_ID["c"], HADRON_LABEL_ID["light"]
+    for code, mask in ((b, is_b), (c, is_c)):
         had = np.flatnonzero(mask)
         pt, eta, phi = _eta_phi(batch, had)
         keep = pt > HEAVY_HADRON_PT_MIN
@@ -259,5 +260,5 @@ def hadron_flavour(
         jet, hadron = _pairs_by_event(jet_evt, had_evt)
         inside = _delta_r(eta[hadron], phi[hadron], jet_eta[jet], jet_phi[jet]) < radius
         counts[code] = np.bincount(jet[inside], minlength=len(jet_evt)).astype(np.int8)
-    flavour = np.where(counts[5] > 0, 5, np.where(counts[4] > 0, 4, 0)).astype(np.int8)
-    return flavour, counts[5], counts[4]
+    flavour = np.where(counts[b] > 0, b, np.where(counts[c] > 0, c, light)).astype(np.int8)
+    return flavour, counts[b], counts[c]
