@@ -9,11 +9,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
+# The package with every extra (fastml, serve, bench, dask; `make test` covers them all) and the test tools.
 $(STAMP): pyproject.toml setup.py src/ai4hep/data/generate/native/fjbatch.cpp src/ai4hep/data/generate/native/pythia_record.cpp
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q --prefer-binary $(TORCH)
-	$(PIP) install -q --prefer-binary -e '.[dev]'
+	$(PIP) install -q --prefer-binary -e '.[all,dev]'
 	touch $(STAMP)
 
 # PostgreSQL server binaries for the record store's tests (tests/test_bench_store.py starts a throwaway server): Debian

@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from ai4hep.data.inspect import dataset_files
-from ai4hep.metrics.evaluate import Predictions, TrainedRun, aux_metrics, compute_metrics
+from ai4hep.evaluate import Predictions, TrainedRun, aux_metrics, compute_metrics, predict
 from ai4hep.metrics.flavour import LIGHT, C, at_working_point, discriminant_b, rejection_ratio
 from ai4hep.plots import flavour as fp
 from ai4hep.train.run import train
@@ -105,11 +105,11 @@ def main() -> None:
     for name in taggers:
         tagger = TrainedRun(work / "runs" / _slug(name))
         files = dataset_files(Path(args.test)) if args.test else tagger.test_files()
-        preds[name] = tagger.predict(files, aux=False)
+        preds[name] = predict(tagger, files, aux=False)
         preds[name].name = name
         metrics[name] = compute_metrics(preds[name])
         if tagger.spec.targets:  # auxiliary-task metrics on the run's own test split (pair outputs are large)
-            metrics[name].update(aux_metrics(tagger.predict(tagger.test_files())))
+            metrics[name].update(aux_metrics(predict(tagger, tagger.test_files())))
     rows = []
     for name, m in metrics.items():
         wp = _wp70(m)

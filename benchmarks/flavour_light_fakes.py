@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from ai4hep.data.inspect import dataset_files
-from ai4hep.metrics.evaluate import TrainedRun
+from ai4hep.evaluate import TrainedRun, predict
 from ai4hep.metrics.flavour import LIGHT, B, discriminant_b, working_point_cut
 from ai4hep.models.tasks import ORIGIN_CLASSES
 
@@ -45,7 +45,7 @@ def main() -> None:
     files = dataset_files(args.test)
     labels, origin = _origins(files)
     for run in args.runs:
-        pred = TrainedRun(run).predict(files, aux=False)
+        pred = predict(TrainedRun(run), files, aux=False)
         if not np.array_equal(pred.labels, labels):
             raise SystemExit(f"{run}: its predictions are not in the files' jet order")
         disc = discriminant_b(pred.probs)

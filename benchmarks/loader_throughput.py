@@ -110,7 +110,7 @@ def model_rate(path: Path, model: str, batch: int, steps: int = 8) -> float:
     from ai4hep.data.inspect import dataset_files
     from ai4hep.data.loader import InputSpec, JetStream, compute_normalisation
     from ai4hep.models import get_model
-    from ai4hep.train.module import model_inputs
+    from ai4hep.models.kinds.lightning import model_inputs
 
     entry = get_model(model)
     cfg = data_config(path, MODELS[model][0], 256, batch)

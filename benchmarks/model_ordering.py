@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from ai4hep.data.shards import generate
-from ai4hep.metrics.evaluate import evaluate
+from ai4hep.evaluate import evaluate
 from ai4hep.train.run import train
 
 REPO = Path(__file__).resolve().parents[1]

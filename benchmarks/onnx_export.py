@@ -4,7 +4,7 @@ Each config in configs/ (the *_small networks, as in the bench suite's small bud
 exported with `ai4hep export onnx` validating on every test jet, and the largest difference per output is recorded.
 For the BDTs the script also converts the booster with plain onnxmltools (thresholds rounded to the nearest float32)
 and compares both files with LightGBM on the test jets and on threshold probes (each test jet with one feature set
-just above one split threshold): what the rounding down in ai4hep.export.bdt_onnx is for.
+just above one split threshold): what the rounding down in ai4hep.models.kinds.bdt_onnx is for.
 
     python benchmarks/onnx_export.py --jets 2000 --epochs 2 --out docs/benchmarks/onnx_export.json
 """
@@ -21,9 +21,9 @@ import numpy as np
 import yaml
 
 from ai4hep.data.shards import generate
-from ai4hep.export.bdt_onnx import threshold_probes
 from ai4hep.export.onnx import export_onnx
-from ai4hep.metrics.evaluate import TrainedRun
+from ai4hep.models.kinds.bdt_onnx import threshold_probes
+from ai4hep.run import TrainedRun
 from ai4hep.train.run import train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -142,7 +142,7 @@ def prepare_pool(name: str, info: dict, work: Path) -> Path:
     import onnxruntime as ort
 
     from ai4hep.atomic import atomic_path
-    from ai4hep.metrics.evaluate import TrainedRun
+    from ai4hep.run import TrainedRun
 
     path = work / "pools" / f"{name}.npz"
     if path.exists():
@@ -568,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nload average (1/5/15 min) before {load_before}, after {load_after}")
     if args.out and not args.quick:
         from ai4hep.atomic import atomic_path
-        from ai4hep.train.card import cpu_model
+        from ai4hep.run.card import cpu_model
 
         record = {
             "benchmark": "benchmarks/serving_compare.py",

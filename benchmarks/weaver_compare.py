@@ -41,7 +41,7 @@ import yaml
 from ai4hep.data.loader import file_info
 from ai4hep.data.variables import Variable
 from ai4hep.metrics.binary import auc, auc_error, rejection_at
-from ai4hep.train.card import cpu_model
+from ai4hep.run.card import cpu_model
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = ("particlenet", "part")

@@ -19,10 +19,10 @@ import yaml
 
 from ai4hep.cli import main
 from ai4hep.data.loader import OBJECT_KEYS
-from ai4hep.export.bdt_onnx import float32_thresholds, threshold_probes
-from ai4hep.metrics.evaluate import TrainedRun
+from ai4hep.models.kinds.bdt_onnx import float32_thresholds, threshold_probes
 from ai4hep.models.part import upper_pairs
 from ai4hep.models.particlenet import knn
+from ai4hep.run import TrainedRun
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-4

@@ -19,8 +19,8 @@ from ai4hep.data.loader import DataConfig, InputSpec, JetStream, split_files
 from ai4hep.metrics.binary import auc
 from ai4hep.metrics.flavour import discriminant_b
 from ai4hep.models import get_model
+from ai4hep.models.kinds.lightning import model_inputs
 from ai4hep.models.tasks import ORIGIN_CLASSES, TrackPairVertexing
-from ai4hep.train.module import model_inputs
 
 from .conftest import _sample
 

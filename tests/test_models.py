@@ -10,7 +10,7 @@ import torch
 
 from ai4hep.data.loader import DataConfig, InputSpec, JetStream, split_files
 from ai4hep.models import MODELS, get_model
-from ai4hep.train.module import jet_logits, model_inputs
+from ai4hep.models.kinds.lightning import jet_logits, model_inputs
 
 SMALL = {
     "mlp": {"hidden": [16, 16]},
@@ -22,7 +22,7 @@ SMALL = {
     # auxiliary tasks need track labels, which top jets lack: tests/test_flavour.py covers them
     "gn2": {"init": [16], "embed": 16, "heads": 2, "layers": 2, "head_hidden": [16, 8], "aux_tasks": []},
 }
-TORCH_MODELS = [name for name, e in MODELS.items() if e.kind == "torch"]
+TORCH_MODELS = [name for name, e in MODELS.items() if e.adapter.name == "torch"]
 
 
 def _batch(top_shards: Path, name: str, max_objects: int) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:

@@ -31,7 +31,7 @@ from tritonclient.grpc import model_config_pb2
 from tritonclient.utils import InferenceServerException
 
 from ai4hep.cli import main
-from ai4hep.metrics.evaluate import TrainedRun
+from ai4hep.run import TrainedRun
 from ai4hep.serve.server import serve
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -107,3 +107,42 @@ def test_evaluate_on_something_that_is_not_a_run(top_shards: Path, tmp_path: Pat
     assert main(["train", str(_config(tmp_path, tmp_path / "copy")), "--out", str(run), "--no-progress"]) == 0
     capsys.readouterr()
     _fails(capsys, ["evaluate", run, "--data", junk / "x.h5"], "not a readable HDF5 file")
+
+
+class _Payload:
+    """What a crafted checkpoint carries: unpickling it would create the marker file (os.system would run)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_checkpoint_runs_no_code(top_shards: Path, tmp_path: Path, capsys) -> None:
+    """A run folder sent by someone else: a checkpoint with code in it is refused by every command that reads it."""
+    import torch
+
+    config = _config(tmp_path, top_shards)
+    run = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    marker = tmp_path / "code-ran"
+    state = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    for name in ("best.ckpt", "last.ckpt"):
+        torch.save({**state, "payload": _Payload(marker)}, run / "checkpoints" / name)
+    refused = "holds objects other than tensors (it asks for posix.system)"
+    for command in (
+        ["evaluate", run],
+        ["export", "onnx", run],
+        ["export", "triton", run, "--repository", tmp_path / "repo"],
+        ["fastml", "convert", run, "--precision", "ap_fixed<16,6>", "--no-synth"],
+    ):
+        _fails(capsys, command, refused)
+    (run / "model_card.json").unlink()  # an unfinished run: train resumes from last.ckpt
+    _fails(capsys, ["train", config, "--out", run], refused)
+    assert not marker.exists(), "unpickling ran the checkpoint's code"
+    assert not (run / "export").exists() and not (run / "fastml").exists(), "nothing written on refusal"
+    assert not any((tmp_path / "repo").glob("*")), "no model folder in the repository"

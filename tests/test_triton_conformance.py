@@ -24,7 +24,7 @@ import tritonclient.http as thttp
 from tritonclient.utils import InferenceServerException
 
 from ai4hep.cli import main
-from ai4hep.metrics.evaluate import TrainedRun
+from ai4hep.run import TrainedRun
 from tests.test_serve import _train
 
 ROOT = Path(__file__).resolve().parents[1]

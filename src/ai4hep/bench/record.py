@@ -45,7 +45,7 @@ class Record(BaseModel):
     metrics: dict[str, Spread]  # headline metrics by name, e.g. auc, rejection@0.3, light_rejection@0.7
     primary_metric: str  # the leaderboard's sort key for this task
     cost: Cost
-    environment: dict  # packages, python, cpu, cores, git (ai4hep.train.card.environment())
+    environment: dict  # packages, python, cpu, cores, git (ai4hep.run.card.environment())
     dataset_hash: str  # combined content hash of the dataset's shards
     dataset_card: dict
     config: dict  # the full training config of the first seed (seed field varies)

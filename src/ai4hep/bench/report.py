@@ -23,10 +23,7 @@ from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from ai4hep import __version__
 from ai4hep.bench.record import Record, Spread
@@ -395,7 +392,8 @@ def _summary_plot(task: str, primary: str, ordered: list[Record], path: Path) ->
     """The primary metric per record, mean with the seed std as error bar, best on top."""
     shown = [r for r in ordered if _mean(r, primary) is not None]
     height = 1.2 + 0.42 * max(len(shown), 1)
-    fig, ax = plt.subplots(figsize=(7.5, height))
+    fig = Figure(figsize=(7.5, height))  # no pyplot: no backend is chosen, savefig picks its own canvas
+    ax = fig.subplots()
     if shown:
         y = list(range(len(shown)))[::-1]
         means = [_mean(r, primary) for r in shown]
@@ -415,7 +413,6 @@ def _summary_plot(task: str, primary: str, ordered: list[Record], path: Path) ->
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 # --- record pages ----------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import yaml
 from ai4hep.bench.record import Cost, Record, Spread
 from ai4hep.bench.suite import load_suite
 from ai4hep.errors import UserError
-from ai4hep.metrics.flavour import at_working_point
+from ai4hep.extras import require
 from ai4hep.models import get_model
 
 # Power model when RAPL is unreadable: one fully busy server core draws about 10 W (a 200 W, 20-core package).
@@ -48,32 +48,17 @@ def _rapl_uj() -> int | None:
 
 
 def headline_metrics(m: dict) -> tuple[dict[str, tuple[float | None, float | None]], str]:
-    """(value, statistical error) per headline metric of an evaluation, and the leaderboard's primary metric."""
+    """(value, statistical error) per headline metric of an evaluation, and the leaderboard's primary metric: what
+    the evaluation's task puts on the leaderboard."""
+    from ai4hep.evaluate.tasks import task_of_metrics
 
-    def rej(r: dict) -> tuple[float | None, float | None]:
-        value = r.get("rejection")
-        return (value, r.get("error")) if value is not None and np.isfinite(value) else (None, None)
-
-    acc = m["accuracy"]
-    out = {"accuracy": (acc, float(np.sqrt(acc * (1 - acc) / max(m["n_jets"], 1))))}
-    if "flavour" in m:
-        wp = at_working_point(m["flavour"]["b_tagging"], 0.7)
-        out["light_rejection@0.7"] = rej(wp["light"])
-        out["c_rejection@0.7"] = rej(wp["c"])
-        return out, "light_rejection@0.7"
-    if "auc" in m:
-        out["auc"] = (m["auc"], m["auc_error"])
-        for eff in ("0.3", "0.5"):
-            out[f"rejection@{eff}"] = rej(m["rejection"][eff])
-        return out, "auc"
-    aucs = [v for v in m["auc_one_vs_rest"].values() if v is not None]
-    out["mean_auc"] = (float(np.mean(aucs)) if aucs else None, None)
-    return out, "accuracy"
+    return task_of_metrics(m).leaderboard(m)
 
 
 def _one_seed(config: Path, run: Path, data: Path, artifacts: Path | None) -> dict:
     """Train, evaluate (which times inference) and keep the artifacts of the first seed: runs in its own process."""
-    from ai4hep.metrics.evaluate import TrainedRun, evaluate
+    from ai4hep.evaluate import evaluate
+    from ai4hep.run.reader import TrainedRun
     from ai4hep.train.run import train
 
     energy0, wall0 = _rapl_uj(), time.perf_counter()
@@ -137,7 +122,7 @@ def _cell_config(config_file: Path, data: Path, seed: int, epochs: int, out: Pat
     raw["data"]["paths"] = [str(data)]
     for key in ("train", "val", "test"):
         raw["data"].pop(key, None)
-    if "trainer" in raw or get_model(raw["model"]["name"]).kind == "torch":  # fitted models have no epochs
+    if "trainer" in raw or get_model(raw["model"]["name"]).adapter.trains_in_epochs:  # fitted models have no epochs
         raw.setdefault("trainer", {})["max_epochs"] = epochs
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -157,7 +142,7 @@ def run_cell(
 ) -> Record:
     """All seeds of one (dataset, config) cell -> one record (not yet stored)."""
     from ai4hep import __version__
-    from ai4hep.train.card import environment
+    from ai4hep.run.card import environment
 
     record_id = uuid.uuid4().hex
     artifacts = work / "records" / record_id
@@ -215,6 +200,7 @@ def run_suite(
     suite_path: Path, budget: str, db: str, work: Path, only: list[str] | None = None, echo=print
 ) -> list[Record]:
     """Run a suite at one budget and add one record per cell to the store at `db`; returns the records."""
+    require("bench", "'ai4hep bench run'")
     from ai4hep.bench.store import RecordStore
     from ai4hep.data.shards import generate
 

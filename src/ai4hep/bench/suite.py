@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ai4hep.data.cards import CARDS
 from ai4hep.errors import UserError
-from ai4hep.train.config import TrainConfig, load_config
+from ai4hep.run.config import TrainConfig, load_config
 
 
 class Budget(BaseModel):

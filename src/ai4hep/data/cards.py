@@ -271,3 +271,14 @@ def get_card(name: str) -> DatasetCard:
     if name not in CARDS:
         raise UserError(f"unknown dataset '{name}'; valid names: {', '.join(CARDS)}")
     return CARDS[name]
+
+
+def task_of(card: dict) -> str:
+    """The task a dataset's runs are evaluated as: the card's own `task` where it names one, else by its classes
+    (b / c / light flavour tagging, binary or multi-class jet tagging)."""
+    if card.get("task"):
+        return str(card["task"])
+    classes = tuple(card["classes"])
+    if classes == FLAVOURS:
+        return "flavour"
+    return "binary" if len(classes) == 2 else "multiclass"

@@ -26,6 +26,7 @@ from ai4hep.data.generate.detector import PRESETS, DetectorConfig, PileUp, recon
 from ai4hep.data.generate.jets import build_arrays, clustering_window
 from ai4hep.data.generate.pythia import Generator, pythia_seed
 from ai4hep.errors import UserError
+from ai4hep.extras import require
 
 MANIFEST = "dataset.json"
 MAX_EVENTS_WITHOUT_JET = 20_000
@@ -315,6 +316,8 @@ def generate(
         raise UserError(f"unknown detector '{detector}'; valid names: {', '.join(PRESETS)}")
     if not pileup_mu >= 0:  # also rejects NaN
         raise UserError(f"--pileup must be a number >= 0, got {pileup_mu}")
+    if dask_address:
+        require("dask", "'ai4hep data generate --dask'")
     det = PRESETS[detector].model_copy(update={"pileup_mu": float(pileup_mu)})
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)

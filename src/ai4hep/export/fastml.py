@@ -22,19 +22,25 @@ import numpy as np
 from ai4hep.errors import UserError
 from ai4hep.export.fastml_validate import check, compare
 from ai4hep.export.precision import FixedPoint, parse_precision
+from ai4hep.extras import require
 
 DEFAULT_MAX_JETS = 100_000
 GRANULARITIES = ("model", "name")
 NO_SYNTH = {"ran": False, "message": "synthesis not asked for (--no-synth); the resource proxies are reported"}
 
 
+def route(tagger) -> str | None:
+    """The firmware route of a run's model (its kind says: "hls4ml" for the MLP, "conifer" for the BDT), or None."""
+    return tagger.kind.fastml_route(tagger.model)
+
+
 def load_run(run: Path):
     """The run, if fastml can convert its model: the MLP on high-level features, or the LightGBM BDT."""
-    from ai4hep.metrics.evaluate import TrainedRun
+    from ai4hep.run.reader import TrainedRun
 
     tagger = TrainedRun(Path(run))
     name = tagger.entry.name
-    if name not in ("mlp", "bdt") or tagger.pre.get("object_features"):
+    if route(tagger) not in ROUTES or tagger.pre.get("object_features"):
         raise UserError(
             f"{run} holds a '{name}' model; fastml converts the MLP (model: mlp, e.g. configs/hlf5_mlp.yaml) and the "
             "LightGBM BDT (model: bdt) on high-level jet features; export other models with 'ai4hep export onnx'"
@@ -89,12 +95,19 @@ def default_out(run: Path, precision: FixedPoint, granularity: str) -> Path:
     return Path(run) / "fastml" / (precision.slug() + ("" if granularity == "model" else f"-{granularity}"))
 
 
-def float_probabilities(tagger, x: np.ndarray) -> np.ndarray:
-    if tagger.entry.kind == "bdt":
-        return np.asarray(tagger.model.predict_proba(x), dtype=np.float64)
+def _float_trees(tagger, x: np.ndarray) -> np.ndarray:
+    return np.asarray(tagger.model.predict_proba(x), dtype=np.float64)
+
+
+def _float_network(tagger, x: np.ndarray) -> np.ndarray:
     from ai4hep.export.hls import hls_network
 
     return network_probabilities(hls_network(tagger.model), x)
+
+
+def float_probabilities(tagger, x: np.ndarray) -> np.ndarray:
+    """The float model's probabilities, computed as its firmware route sees the model."""
+    return ROUTES[route(tagger)][0](tagger, x)
 
 
 def network_probabilities(net, x: np.ndarray) -> np.ndarray:
@@ -116,8 +129,9 @@ def convert(
     synth: bool = True,
 ) -> dict:
     """Convert, compile, validate; returns (and writes as validation.json) the comparison with float."""
+    require("fastml", "'ai4hep fastml convert'")
     from ai4hep import __version__
-    from ai4hep.train.card import write_json_atomic
+    from ai4hep.run.layout import write_json_atomic
 
     p = parse_precision(precision)
     if granularity not in GRANULARITIES:
@@ -125,17 +139,16 @@ def convert(
     if reuse_factor < 1:
         raise UserError(f"--reuse-factor {reuse_factor} must be at least 1")
     tagger = load_run(run)
-    if tagger.entry.kind == "bdt" and (granularity != "model" or reuse_factor != 1):
+    how = route(tagger)
+    if how != "hls4ml" and (granularity != "model" or reuse_factor != 1):
         raise UserError("--granularity and --reuse-factor are hls4ml options (MLP runs); a BDT goes through conifer")
     files = tagger.files(data)
     x, y = load_inputs(tagger, files, max_jets)
     float_probs = float_probabilities(tagger, x)
     out_dir = Path(out) if out else default_out(run, p, granularity)
     with staging(out_dir) as tmp:
-        if tagger.entry.kind == "bdt":
-            result = _convert_bdt(tagger, p, tmp, x, y, float_probs, synth)
-        else:
-            result = _convert_mlp(tagger, p, tmp, x, y, float_probs, granularity, reuse_factor, synth)
+        options = {"granularity": granularity, "reuse_factor": reuse_factor} if how == "hls4ml" else {}
+        result = ROUTES[how][1](tagger, p, tmp, x, y, float_probs, synth=synth, **options)
         result.update(
             {
                 "run": str(run),
@@ -158,7 +171,7 @@ def convert(
     return result
 
 
-def _convert_mlp(tagger, p, tmp, x, y, float_probs, granularity, reuse_factor, synth) -> dict:
+def _convert_mlp(tagger, p, tmp, x, y, float_probs, *, granularity, reuse_factor, synth) -> dict:
     import hls4ml
 
     from ai4hep.export.hls import BACKEND, IO_TYPE, convert_torch, hls_network, ptq_proxy, synthesise
@@ -185,7 +198,7 @@ def _convert_mlp(tagger, p, tmp, x, y, float_probs, granularity, reuse_factor, s
     }
 
 
-def _convert_bdt(tagger, p, tmp, x, y, float_probs, synth) -> dict:
+def _convert_bdt(tagger, p, tmp, x, y, float_probs, *, synth) -> dict:
     import conifer
 
     from ai4hep.export.bdt import convert_booster, depth_note, ensemble_dict, route_check, synthesise, tree_proxy
@@ -212,6 +225,10 @@ def _convert_bdt(tagger, p, tmp, x, y, float_probs, synth) -> dict:
         "synthesis": synthesise(ensemble, p, tmp / "conifer_hls") if synth else NO_SYNTH,
         "project": "conifer/",
     }
+
+
+# Per firmware route: the float model as the route sees it, and the converter.
+ROUTES = {"hls4ml": (_float_network, _convert_mlp), "conifer": (_float_trees, _convert_bdt)}
 
 
 def summary(r: dict) -> list[str]:

@@ -22,6 +22,7 @@ import numpy as np
 from ai4hep.errors import UserError
 from ai4hep.export.fastml_validate import collapse, compare
 from ai4hep.export.precision import FixedPoint, parse_precision
+from ai4hep.extras import require
 
 TOLERANCE = 0.01
 COLUMNS = (
@@ -121,8 +122,9 @@ def scan(
 ) -> dict:
     """Convert every configuration of the grid, compare with float, and write scan.csv, scan.json and scan.png.
     With synth=True and Vitis on PATH every configuration is also synthesised (hours for the full grid)."""
+    require("fastml", "'ai4hep fastml scan'")
     from ai4hep.export.compress import QATModel, prune, training_data
-    from ai4hep.export.fastml import float_probabilities, load_inputs, load_run, network_probabilities, staging
+    from ai4hep.export.fastml import float_probabilities, load_inputs, load_run, network_probabilities, route, staging
     from ai4hep.export.hls import (
         convert_qonnx,
         convert_torch,
@@ -132,13 +134,13 @@ def scan(
         synthesis_unavailable,
         synthesise,
     )
-    from ai4hep.train.card import write_json_atomic
+    from ai4hep.run.layout import write_json_atomic
 
     grid = grid or ScanGrid()
     grid.check()
     say = echo or (lambda s: None)
     tagger = load_run(run)
-    if tagger.entry.kind == "bdt":
+    if route(tagger) != "hls4ml":
         raise UserError(f"{run} is a BDT; the scan covers MLPs (pruning, QAT); convert BDTs with 'fastml convert'")
     files = tagger.files(data)
     x, y = load_inputs(tagger, files, max_jets)
@@ -255,14 +257,12 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def plot(path: Path, rows: list[dict], float_accuracy: float, best: dict | None) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend is chosen, savefig picks its own canvas
 
     from ai4hep.atomic import atomic_path
 
-    fig, axes = plt.subplots(2, 1, figsize=(7, 7), sharex=True, height_ratios=[1, 1.3])
+    fig = Figure(figsize=(7, 7))
+    axes = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.3])
     styles = {"ptq": ("o", "post-training ap_fixed<W,I>"), "pruned": ("s", "pruned + fine-tuned"), "qat": ("^", "QAT")}
     for ax in axes:
         for kind, (marker, label) in styles.items():
@@ -284,4 +284,3 @@ def plot(path: Path, rows: list[dict], float_accuracy: float, best: dict | None)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)
-    plt.close(fig)

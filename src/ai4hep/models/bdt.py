@@ -23,6 +23,9 @@ class BDTParams(BaseModel):
 class BDT:
     """sklearn-style fit/predict over LightGBM, deterministic for a given seed and thread count."""
 
+    inputs = ("jet",)
+    extras: tuple[str, ...] = ()
+
     def __init__(self, params: BDTParams, n_classes: int, seed: int, threads: int) -> None:
         self.params = params
         self.n_classes = n_classes

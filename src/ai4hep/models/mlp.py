@@ -30,6 +30,7 @@ def mlp(sizes: list[int], dropout: float = 0.0, last_activation: bool = False) -
 class MLP(nn.Module):
     inputs = ("jet",)
     extras: tuple[str, ...] = ()
+    fastml_route = "hls4ml"  # `ai4hep fastml convert` takes it to firmware through hls4ml
 
     def __init__(self, n_jet: int, n_obj: int, n_classes: int, params: MLPParams) -> None:
         super().__init__()

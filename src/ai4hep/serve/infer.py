@@ -23,6 +23,7 @@ import yaml
 from ai4hep.atomic import atomic_path
 from ai4hep.data.inspect import dataset_files
 from ai4hep.errors import UserError
+from ai4hep.extras import require
 from ai4hep.serve.tensors import DATATYPE, NUMPY
 
 CONFIG_KEY = "ai4hep.config"
@@ -118,12 +119,9 @@ def _parameter(config: dict, key: str) -> str | None:
 def model_recipe(config: dict, run: Path | None) -> tuple[str, dict]:
     """The training config (YAML text) and preprocessing (dict) the model expects its inputs prepared with."""
     if run is not None:
-        from ai4hep.train.run import PREPROCESSING
+        from ai4hep.run.reader import recipe
 
-        run = Path(run)
-        if not (run / "config.yaml").is_file() or not (run / PREPROCESSING).is_file():
-            raise UserError(f"{run} is not an ai4hep run directory (no config.yaml / {PREPROCESSING})")
-        return (run / "config.yaml").read_text(), json.loads((run / PREPROCESSING).read_text())
+        return recipe(run)
     text, pre = _parameter(config, CONFIG_KEY), _parameter(config, PREPROCESSING_KEY)
     if not text or not pre:
         raise UserError(
@@ -138,7 +136,7 @@ class Preparer:
 
     def __init__(self, config_text: str, pre: dict, batch_size: int) -> None:
         from ai4hep.data.loader import InputSpec, Normalisation
-        from ai4hep.train.config import parse_config
+        from ai4hep.run.config import parse_config
 
         cfg = parse_config(yaml.safe_load(config_text), "the model's training config")
         cfg.data.cache = None  # the client reads foreign shards; never write a feature cache beside them
@@ -194,6 +192,7 @@ def infer(
     progress: bool = True,
 ) -> dict:
     """Predictions for every jet of PATHS from the model served at URL, one output file per shard in OUT."""
+    require("serve", "'ai4hep infer'")
     from tqdm import tqdm
 
     if batch_size < 1:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ai4hep.errors import UserError
+from ai4hep.extras import require
 from ai4hep.serve.engine import Engine, load_repository
 
 
@@ -110,6 +111,7 @@ def serve(
     spin: bool = True,
 ) -> None:
     """Load the repository, serve until SIGTERM / Ctrl-C, drain, return."""
+    require("serve", "'ai4hep serve'")
     for name, port in (("--http-port", http_port), ("--grpc-port", grpc_port)):
         if not 0 <= port <= 65535:
             raise UserError(f"{name} {port} is not a port number (0-65535; 0 picks a free port)")

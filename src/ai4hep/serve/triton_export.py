@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ai4hep.atomic import atomic_path
 from ai4hep.errors import UserError
+from ai4hep.extras import require
 from ai4hep.serve.model import onnx_tensors
 from ai4hep.serve.padding import TRIM_KEY, trimmable
 from ai4hep.serve.repository import NAME_RULE, PLATFORM, parse_config, valid_name
@@ -81,6 +82,7 @@ def export_triton(
     data: list[Path] | None = None,
 ) -> dict:
     """Export RUN to ONNX (validated against the framework by export_onnx) into REPOSITORY/NAME/VERSION."""
+    require("serve", "'ai4hep export triton'")
     from google.protobuf import text_format
 
     from ai4hep.export.onnx import export_onnx

@@ -1,1 +1,1 @@
-"""Training: configs, the Lightning module, atomic checkpoints and the run directory with its model card."""
+"""`ai4hep train`: fit a config's model through its kind and write the run directory (ai4hep.run)."""

@@ -1,4 +1,5 @@
-"""The Lightning module around any registered torch model, and the iterable dataset over a JetStream."""
+"""The torch kind's fitting loop: the Lightning module around any registered network, and the iterable dataset over a
+JetStream."""
 
 from __future__ import annotations
 
@@ -13,11 +14,8 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from ai4hep.data.loader import JetStream
 from ai4hep.metrics.binary import auc
+from ai4hep.models.kinds.torch import model_inputs
 from ai4hep.models.tasks import weighted_cross_entropy
-
-
-def model_inputs(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: batch[k] for k in (*model.inputs, *model.extras)}
 
 
 def task_losses(model: nn.Module, out, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -10,7 +10,7 @@ Two changes to a plain conversion:
 - Outputs. No ZipMap and no label: one float32 tensor `probs` (batch x classes), as the networks give, which
   onnxruntime and Triton-style servers take as is.
 The input is the networks' `jet` tensor: float32 (batch x jet features), normalised as the run's preprocessing says
-(BDT runs train on the same normalised features as the MLP; see ai4hep.train.run).
+(BDT runs train on the same normalised features as the MLP; see ai4hep.models.kinds.bdt).
 """
 
 from __future__ import annotations

@@ -1,22 +1,15 @@
-"""Model-card pieces: package versions, git hash, CPU, FLOPs per jet, atomic JSON writes."""
+"""The environment a run records in its model card (and a benchmark record in its own): package versions, the git
+hash of the ai4hep source, the CPU."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from ai4hep.atomic import atomic_path
-
 PACKAGES = ("ai4hep", "torch", "lightning", "numpy", "h5py", "lightgbm", "pythia8mc", "fastjet", "onnx", "onnxruntime")
-
-
-def write_json_atomic(path: Path, obj: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str))
 
 
 def git_hash() -> str:
@@ -61,20 +54,3 @@ def environment() -> dict:
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
     }
-
-
-def flops_per_jet(model, batch: dict) -> float:
-    """Forward FLOPs per jet counted by torch's FlopCounterMode (matmuls, convolutions, attention)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from ai4hep.train.module import model_inputs
-
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(**model_inputs(model, batch))
-    finally:
-        model.train(was_training)
-    return float(counter.get_total_flops()) / max(len(batch["label"]), 1)

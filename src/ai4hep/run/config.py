@@ -1,9 +1,10 @@
-"""The YAML training config, validated by pydantic: unknown keys are errors that list the valid names."""
+"""A run's config (config.yaml): the YAML training config, validated by pydantic; unknown keys are errors that list
+the valid names."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -11,26 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ai4hep.data.loader import DataConfig
 from ai4hep.errors import UserError
 from ai4hep.models import get_model
+from ai4hep.models.kinds import TrainerConfig
 
 
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
-
-
-class TrainerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    max_epochs: int = Field(20, gt=0)
-    max_steps: int = -1
-    max_time_minutes: float | None = Field(None, gt=0)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    patience: int = Field(5, gt=0, description="early stopping: epochs without a better validation loss")
-    grad_clip: float = Field(1.0, ge=0, description="clip the gradient norm (0: off); deep ParT stalls without it")
-    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
-    threads: int = Field(0, ge=0, description="CPU threads for torch / LightGBM; 0 = all cores")
-    loggers: list[Literal["csv", "tensorboard", "mlflow"]] = ["csv"]
 
 
 class TrainConfig(BaseModel):
@@ -61,7 +49,7 @@ def parse_config(raw: dict, source: str) -> TrainConfig:
         raise UserError(f"{source}: {where}: {err['msg']}") from None
     entry = get_model(cfg.model.name)
     entry.parse_params(cfg.model.params)
-    if (entry.kind == "bdt" or "jet" in entry.inputs) and not cfg.data.jet_features:
+    if "jet" in entry.inputs and not cfg.data.jet_features:
         raise UserError(f"{source}: model '{entry.name}' reads high-level features; set data.jet_features")
     if "objects" in entry.inputs and not cfg.data.object_features:
         raise UserError(f"{source}: model '{entry.name}' reads per-object inputs; set data.object_features")
@@ -79,3 +67,13 @@ def load_config(path: Path) -> TrainConfig:
     if not isinstance(raw, dict):
         raise UserError(f"{path} must hold a mapping with keys seed, data, model, trainer")
     return parse_config(raw, str(path))
+
+
+def resolve_config(config: Path, data: list[str] | None) -> TrainConfig:
+    """The config file, with --data replacing its data paths (and its explicit splits) when given."""
+    cfg = load_config(config)
+    if data:
+        raw = cfg.model_dump()
+        raw["data"].update({"paths": [str(p) for p in data], "train": None, "val": None, "test": None})
+        cfg = parse_config(raw, str(config))
+    return cfg
