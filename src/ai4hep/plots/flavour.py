@@ -1,10 +1,15 @@
-"""Flavour-tagging plots in the puma style: b-tagging ROCs (light and c rejection vs b efficiency, log scale) with ratio
-panels against a reference tagger, rejection vs jet pT at a fixed inclusive working point, the f_c scan and the D_b
-distributions.
+"""Flavour-tagging plots in the puma style (mplhep ATLAS look): b-tagging ROCs (light and c rejection vs b efficiency,
+log scale) with ratio panels against a reference tagger, rejection vs jet pT at a fixed inclusive working point, the
+f_c scan and the D_b distributions.
 
 A tagger is (name, probs, labels): probs (N, 3) with columns (p_u, p_c, p_b), labels light=0, c=1, b=2.
 plot_rejection_vs_pt needs (name, probs, labels, pt) with pt in GeV; the other functions accept that form too, so one
 list serves every plot.
+
+Each plot_* function draws with the matching draw_* function (which returns the Figure) and saves it atomically.
+Bands are the binomial errors of plots.style: r +- sigma_r around each rejection, (r / r_ref) * sigma_r / r around
+each ratio (with ratio_band="combined" the reference's relative error added in quadrature), so the reference's own
+ratio is 1 +- its relative error.
 """
 
 from __future__ import annotations
@@ -12,14 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
-from ai4hep.atomic import atomic_path
-from ai4hep.metrics.binary import roc_curve
 from ai4hep.metrics.flavour import (
     F_C,
     FLAVOURS,
@@ -33,17 +33,12 @@ from ai4hep.metrics.flavour import (
     rejection_table,
     rejection_vs_pt,
 )
+from ai4hep.plots import style
+from ai4hep.plots.style import Rejection
 
 Tagger = tuple  # (name, probs, labels) or (name, probs, labels, pt)
 BACKGROUNDS = {"light": LIGHT, "c": C}
 LINESTYLE = {"light": "-", "c": "--"}
-
-
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def _reference(taggers: Sequence[Tagger], reference: str | None) -> int:
@@ -58,22 +53,64 @@ def _reference(taggers: Sequence[Tagger], reference: str | None) -> int:
     return names.index(reference)
 
 
-def _ratio_axis(ax, bkg: str, ref_name: str) -> None:
-    ax.axhline(1.0, color="grey", lw=1)
-    ax.set_ylabel(f"{bkg} rej. / {ref_name}", fontsize=8)
-    ax.grid(alpha=0.3)
+def _check_band(ratio_band: str) -> None:
+    if ratio_band not in style.RATIO_BANDS:
+        raise ValueError(f"ratio_band must be one of {style.RATIO_BANDS}, got {ratio_band!r}")
 
 
-def _roc(probs: np.ndarray, labels: np.ndarray, f_c: float, grid: np.ndarray) -> dict[str, np.ndarray]:
-    """Light and c rejection of D_b on a common b-efficiency grid (interpolated), so taggers can be divided."""
+def _roc(probs: np.ndarray, labels: np.ndarray, f_c: float, grid: np.ndarray) -> dict[str, Rejection]:
+    """Light and c rejection of D_b on a common b-efficiency grid, each over the b jets and that background's jets."""
     disc, labels = discriminant_b(probs, f_c), np.asarray(labels)
     out = {}
     for bkg, k in BACKGROUNDS.items():
         sel = (labels == B) | (labels == k)
-        eff_b, eff_bkg, _ = roc_curve(disc[sel], labels[sel] == B)
-        with np.errstate(divide="ignore"):
-            out[bkg] = 1.0 / np.interp(grid, eff_b, eff_bkg)
+        out[bkg] = style.rejection_curve(disc[sel], labels[sel] == B, grid)
     return out
+
+
+def draw_flavour_roc(
+    taggers: list[Tagger],
+    reference: str | None = None,
+    f_c: float = F_C,
+    eff_range: tuple[float, float] = (0.5, 1.0),
+    ratio_band: str = "tagger",
+) -> Figure:
+    """Light (solid) and c (dashed) rejection vs b efficiency with bands, and one ratio panel per background.
+    Line gids: "roc:<tagger>:<light|c>" and "ratio:<tagger>:<light|c>", bands the same + ":band"."""
+    _check_band(ratio_band)
+    ref = _reference(taggers, reference)
+    grid = np.linspace(*eff_range, 101)
+    curves = [_roc(t[1], t[2], f_c, grid) for t in taggers]
+    with style.style():
+        fig = style.figure((6, 7))
+        ax, *rax = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1, 1]})
+        for i, (tagger, rej) in enumerate(zip(taggers, curves, strict=True)):
+            colour = f"C{i % 10}"
+            for r, bkg in zip(rax, BACKGROUNDS, strict=True):
+                c = rej[bkg]
+                style.line_with_band(
+                    ax, grid, c.rejection, c.error, f"roc:{tagger[0]}:{bkg}", color=colour, ls=LINESTYLE[bkg]
+                )
+                value, err = style.ratio(c, curves[ref][bkg], ratio_band)
+                style.line_with_band(r, grid, value, err, f"ratio:{tagger[0]}:{bkg}", color=colour, ls=LINESTYLE[bkg])
+        ax.set_yscale("log")
+        ax.set_ylabel("background rejection")
+        style.headroom(ax)
+        # Two legends, as puma draws them: colours name the taggers, line styles the backgrounds.
+        tagger_handles = [
+            ax.plot([], [], color=f"C{i % 10}", label=t[0] + (" (reference)" if i == ref else ""))[0]
+            for i, t in enumerate(taggers)
+        ]
+        bkg_handles = [ax.plot([], [], color="k", ls=LINESTYLE[b], label=f"{b}-jet rejection")[0] for b in BACKGROUNDS]
+        first = ax.legend(handles=tagger_handles, fontsize=8, loc="upper right")
+        ax.add_artist(first)
+        ax.legend(handles=bkg_handles, fontsize=8, loc="lower left")
+        style.label(ax, f"$f_c$ = {f_c:g}")
+        for r, bkg in zip(rax, BACKGROUNDS, strict=True):
+            style.ratio_axis(r, f"{bkg} rej. / {taggers[ref][0]}")
+        rax[-1].set_xlabel("b-jet efficiency $\\varepsilon_b$")
+        rax[-1].set_xlim(*eff_range)
+    return fig
 
 
 def plot_flavour_roc(
@@ -82,38 +119,67 @@ def plot_flavour_roc(
     reference: str | None = None,
     f_c: float = F_C,
     eff_range: tuple[float, float] = (0.5, 1.0),
+    ratio_band: str = "tagger",
 ) -> Path:
+    return style.save(draw_flavour_roc(taggers, reference, f_c, eff_range, ratio_band), out)
+
+
+def _rejections(rows: list[dict], bkg: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rejection, error) per pT bin; NaN where no background jet passed (only a lower limit is known)."""
+    rej = np.array([r[bkg]["rejection"] for r in rows], float)
+    err = np.array([r[bkg]["error"] for r in rows], float)
+    bad = ~np.isfinite(rej)
+    rej[bad], err[bad] = np.nan, np.nan
+    return rej, err
+
+
+def draw_rejection_vs_pt(
+    taggers: list[Tagger],
+    working_point: float = 0.7,
+    f_c: float = F_C,
+    pt_bins: Sequence[float] | None = None,
+    reference: str | None = None,
+    ratio_band: str = "tagger",
+) -> Figure:
+    """Light (left) and c (right) rejection per pT bin at one inclusive cut: a flat line over each bin with its
+    binomial error as a shaded box, and below the ratio to the reference, likewise. Gids as in draw_flavour_roc
+    with "rejection_vs_pt" for "roc"."""
+    _check_band(ratio_band)
     ref = _reference(taggers, reference)
-    grid = np.linspace(*eff_range, 101)
-    curves = [_roc(t[1], t[2], f_c, grid) for t in taggers]
-    fig, (ax, *rax) = plt.subplots(3, 1, figsize=(6, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1, 1]})
-    for i, (tagger, rej) in enumerate(zip(taggers, curves, strict=True)):
-        for r, bkg in zip(rax, BACKGROUNDS, strict=True):
-            ax.plot(grid, rej[bkg], color=f"C{i}", ls=LINESTYLE[bkg], label=f"{tagger[0]}: {bkg} rejection")
-            with np.errstate(divide="ignore", invalid="ignore"):
-                r.plot(grid, rej[bkg] / curves[ref][bkg], color=f"C{i}", ls=LINESTYLE[bkg])
-    ax.set_yscale("log")
-    ax.set_ylabel("background rejection")
-    ax.set_title(f"b-tagging, f_c = {f_c:g}", fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    for r, bkg in zip(rax, BACKGROUNDS, strict=True):
-        _ratio_axis(r, bkg, taggers[ref][0])
-    rax[-1].set_xlabel("b-jet efficiency")
-    rax[-1].set_xlim(*eff_range)
-    fig.tight_layout()
-    return _save(fig, out)
-
-
-def _points(rows: list[dict], bkg: str) -> tuple[np.ndarray, ...]:
-    """(pT, pT error bars, rejection, error) per bin; the open last bin gets a symmetric bar."""
-    x = np.array([r["pt_mean"] for r in rows])
-    lo = x - np.array([r["pt_low"] for r in rows])
-    hi = np.array([r["pt_high"] for r in rows]) - x
-    hi = np.where(np.isfinite(hi), hi, lo)
-    rej = np.array([r[bkg]["rejection"] for r in rows])
-    err = np.nan_to_num(np.array([r[bkg]["error"] for r in rows]))
-    return x, np.vstack([lo, hi]), rej, err
+    if any(len(t) < 4 for t in taggers):
+        raise ValueError("plot_rejection_vs_pt needs taggers as (name, probs, labels, pt)")
+    bins = PT_BINS if pt_bins is None else pt_bins
+    rows = [
+        rejection_vs_pt(discriminant_b(p, f_c), lab, pt, bins, working_point, B)["bins"] for _, p, lab, pt in taggers
+    ]
+    with style.style():
+        fig = style.figure((11, 5.5))
+        axes = fig.subplots(2, 2, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+        for col, bkg in enumerate(BACKGROUNDS):
+            top, bottom = axes[0, col], axes[1, col]
+            ref_values = np.column_stack(_rejections(rows[ref], bkg))
+            ref_rej = {r["pt_low"]: v for r, v in zip(rows[ref], ref_values, strict=True)}
+            for i, (tagger, tr) in enumerate(zip(taggers, rows, strict=True)):
+                colour = f"C{i % 10}"
+                low, high = style.bin_edges(tr)
+                rej, err = _rejections(tr, bkg)
+                x, y = style.steps(low, high, rej)
+                _, e = style.steps(low, high, err)
+                label = tagger[0] + (" (reference)" if i == ref else "")
+                style.line_with_band(top, x, y, e, f"rejection_vs_pt:{tagger[0]}:{bkg}", color=colour, label=label)
+                matched = np.array([ref_rej.get(r["pt_low"], (np.nan, np.nan)) for r in tr], float).reshape(-1, 2)
+                value, verr = style.ratio_values(rej, err, matched[:, 0], matched[:, 1], ratio_band, i == ref)
+                x, y = style.steps(low, high, value)
+                _, e = style.steps(low, high, verr)
+                style.line_with_band(bottom, x, y, e, f"ratio:{tagger[0]}:{bkg}", color=colour)
+            top.set_yscale("log")
+            top.set_ylabel(f"{bkg}-jet rejection")
+            style.headroom(top)
+            top.legend(fontsize=8, loc="upper right")
+            style.label(top, f"{working_point:.0%} inclusive b-jet WP, $f_c$ = {f_c:g}")
+            style.ratio_axis(bottom, f"ratio to {taggers[ref][0]}")
+            bottom.set_xlabel("jet $p_T$ [GeV]")
+    return fig
 
 
 def plot_rejection_vs_pt(
@@ -123,85 +189,76 @@ def plot_rejection_vs_pt(
     f_c: float = F_C,
     pt_bins: Sequence[float] | None = None,
     reference: str | None = None,
+    ratio_band: str = "tagger",
 ) -> Path:
-    ref = _reference(taggers, reference)
-    if any(len(t) < 4 for t in taggers):
-        raise ValueError("plot_rejection_vs_pt needs taggers as (name, probs, labels, pt)")
-    bins = PT_BINS if pt_bins is None else pt_bins
-    rows = [
-        rejection_vs_pt(discriminant_b(p, f_c), lab, pt, bins, working_point, B)["bins"] for _, p, lab, pt in taggers
-    ]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    for col, bkg in enumerate(BACKGROUNDS):
-        ref_rej = {r["pt_low"]: r[bkg]["rejection"] for r in rows[ref]}
-        for i, (tagger, tr) in enumerate(zip(taggers, rows, strict=True)):
-            x, xerr, rej, err = _points(tr, bkg)
-            axes[0, col].errorbar(x, rej, yerr=err, xerr=xerr, fmt="o", ms=4, color=f"C{i}", label=tagger[0])
-            den = np.array([ref_rej.get(r["pt_low"], np.nan) for r in tr])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                axes[1, col].errorbar(x, rej / den, yerr=err / den, xerr=xerr, fmt="o", ms=4, color=f"C{i}")
-        axes[0, col].set_yscale("log")
-        axes[0, col].set_ylabel(f"{bkg}-jet rejection")
-        axes[0, col].set_title(f"b-tagging, fixed {working_point:.0%} inclusive WP, f_c = {f_c:g}", fontsize=9)
-        axes[0, col].legend(fontsize=8)
-        axes[0, col].grid(alpha=0.3)
-        _ratio_axis(axes[1, col], bkg, taggers[ref][0])
-        axes[1, col].set_xlabel("jet pT [GeV]")
-    fig.tight_layout()
-    return _save(fig, out)
+    return style.save(draw_rejection_vs_pt(taggers, working_point, f_c, pt_bins, reference, ratio_band), out)
+
+
+def draw_fc_scan(taggers: list[Tagger], working_point: float = 0.7, f_c: float = F_C) -> Figure:
+    """c vs light rejection of D_b at one working point as f_c runs over [0, 1]; the star marks `f_c`."""
+    with style.style():
+        fig = style.figure((6, 5))
+        ax = fig.subplots()
+        for i, (name, probs, labels, *_) in enumerate(taggers):
+            scan = fc_scan(probs, labels, working_point=working_point)
+            light, c = ([r[bkg]["rejection"] for r in scan] for bkg in BACKGROUNDS)
+            ax.plot(light, c, "-o", ms=3, color=f"C{i % 10}", label=name, gid=f"fc_scan:{name}")
+            (mark,) = fc_scan(probs, labels, (f_c,), working_point)
+            ax.plot(mark["light"]["rejection"], mark["c"]["rejection"], "*", ms=14, color=f"C{i % 10}", mec="k")
+            for r in (scan[0], scan[-1]):
+                xy = (r["light"]["rejection"], r["c"]["rejection"])
+                if np.all(np.isfinite(xy)):
+                    ax.annotate(f"$f_c$={r['f_c']:g}", xy, fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel("light-jet rejection")
+        ax.set_ylabel("c-jet rejection")
+        style.headroom(ax, log=False)
+        ax.legend(fontsize=8, loc="upper right")
+        style.label(ax, f"{working_point:.0%} b-jet WP, star: $f_c$ = {f_c:g}")
+    return fig
 
 
 def plot_fc_scan(taggers: list[Tagger], out: Path, working_point: float = 0.7, f_c: float = F_C) -> Path:
-    """c vs light rejection of D_b at one working point as f_c runs over [0, 1]; the star marks `f_c`."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for i, (name, probs, labels, *_) in enumerate(taggers):
-        scan = fc_scan(probs, labels, working_point=working_point)
-        light, c = ([r[bkg]["rejection"] for r in scan] for bkg in BACKGROUNDS)
-        ax.plot(light, c, "-o", ms=3, color=f"C{i}", label=name)
-        (mark,) = fc_scan(probs, labels, (f_c,), working_point)
-        ax.plot(mark["light"]["rejection"], mark["c"]["rejection"], "*", ms=14, color=f"C{i}", mec="k")
-        for r in (scan[0], scan[-1]):
-            xy = (r["light"]["rejection"], r["c"]["rejection"])
-            if np.all(np.isfinite(xy)):
-                ax.annotate(f"f_c={r['f_c']:g}", xy, fontsize=7)
-    ax.set_xscale("log")
-    ax.set_xlabel("light-jet rejection")
-    ax.set_ylabel("c-jet rejection")
-    ax.set_title(f"f_c scan at {working_point:.0%} b-jet efficiency (star: f_c = {f_c:g})", fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return _save(fig, out)
+    return style.save(draw_fc_scan(taggers, working_point, f_c), out)
 
 
-def plot_discriminant(name: str, probs: np.ndarray, labels: np.ndarray, out: Path, f_c: float = F_C) -> Path:
+def draw_discriminant(name: str, probs: np.ndarray, labels: np.ndarray, f_c: float = F_C) -> Figure:
     """Normalised D_b per flavour, with the cuts of the standard working points; over/underflow fill the edge bins."""
     disc, labels = discriminant_b(probs, f_c), np.asarray(labels)
     lo, hi = np.quantile(disc, [0.001, 0.999])
     bins = np.linspace(lo, hi, 61)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for k, flavour in enumerate(FLAVOURS):
-        d = disc[labels == k]
-        if len(d):
-            ax.hist(np.clip(d, lo, hi), bins=bins, density=True, histtype="step", lw=1.5, label=f"{flavour} jets")
-    for row in rejection_table(disc, labels, B, WORKING_POINTS):
-        if np.isfinite(row["cut"]):
-            ax.axvline(row["cut"], color="grey", ls=":", lw=1)
-            ax.text(
-                row["cut"],
-                0.98,
-                f"{row['working_point']:.0%}",
-                transform=ax.get_xaxis_transform(),
-                rotation=90,
-                va="top",
-                ha="right",
-                fontsize=7,
-            )
-    ax.set_yscale("log")
-    ax.set_xlabel(f"D_b (f_c = {f_c:g})")
-    ax.set_ylabel("normalised number of jets")
-    ax.set_title(name)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return _save(fig, out)
+    with style.style():
+        fig = style.figure((6, 5))
+        ax = fig.subplots()
+        heights = []
+        for k, flavour in enumerate(FLAVOURS):
+            d = disc[labels == k]
+            if len(d):
+                h, *_ = ax.hist(
+                    np.clip(d, lo, hi), bins=bins, density=True, histtype="step", lw=1.5, label=f"{flavour} jets"
+                )
+                heights.append(h[h > 0])
+        for row in rejection_table(disc, labels, B, WORKING_POINTS):
+            if np.isfinite(row["cut"]):
+                ax.axvline(row["cut"], color="grey", ls=":", lw=1)
+                ax.text(
+                    row["cut"],
+                    0.02,
+                    f"{row['working_point']:.0%}",
+                    transform=ax.get_xaxis_transform(),
+                    rotation=90,
+                    va="bottom",
+                    ha="right",
+                    fontsize=7,
+                )
+        ax.set_yscale("log")
+        ax.set_xlabel(f"$D_b$ ($f_c$ = {f_c:g})")
+        ax.set_ylabel("normalised number of jets")
+        style.headroom(ax, values=np.concatenate(heights) if heights else None)
+        ax.legend(fontsize=8, loc="upper right")
+        style.label(ax, name)
+    return fig
+
+
+def plot_discriminant(name: str, probs: np.ndarray, labels: np.ndarray, out: Path, f_c: float = F_C) -> Path:
+    return style.save(draw_discriminant(name, probs, labels, f_c), out)
