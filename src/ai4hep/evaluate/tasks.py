@@ -56,19 +56,35 @@ def _accuracy_entry(m: dict) -> dict[str, tuple[float | None, float | None]]:
     return {"accuracy": (acc, float(np.sqrt(acc * (1 - acc) / max(m["n_jets"], 1))))}
 
 
-def binary_metrics(score: np.ndarray, is_signal: np.ndarray, pt: np.ndarray, pt_bins: np.ndarray) -> dict:
+def binary_metrics(
+    score: np.ndarray, is_signal: np.ndarray, pt: np.ndarray, pt_bins: np.ndarray, weights: np.ndarray | None = None
+) -> dict:
+    """AUC, rejections at EFFICIENCIES and rejection vs pT at eps_S = 0.5; `weights` (one per jet) weight every
+    efficiency, and the errors then use effective counts (ai4hep.metrics.binary)."""
     n_s, n_b = int(is_signal.sum()), int((~is_signal).sum())
-    a = auc(score, is_signal)
-    out = {"n_signal": n_s, "n_background": n_b, "auc": a, "auc_error": auc_error(a, n_s, n_b), "rejection": {}}
+    w = {"weights": weights}
+    a = auc(score, is_signal, **w)
+    err = auc_error(a, n_s, n_b, **w, **({"is_signal": is_signal} if weights is not None else {}))
+    out = {"n_signal": n_s, "n_background": n_b, "auc": a, "auc_error": err, "rejection": {}}
     for eff in EFFICIENCIES:
-        out["rejection"][f"{eff:.1f}"] = rejection_at(score, is_signal, eff)
+        out["rejection"][f"{eff:.1f}"] = rejection_at(score, is_signal, eff, **w)
     rows = []
     for lo, hi in itertools.pairwise(pt_bins):
         sel = (pt >= lo) & (pt < hi)
-        r = rejection_at(score[sel], is_signal[sel], 0.5) if sel.any() else {"rejection": float("nan")}
+        wb = {"weights": weights[sel] if weights is not None else None}
+        r = rejection_at(score[sel], is_signal[sel], 0.5, **wb) if sel.any() else {"rejection": float("nan")}
         rows.append({"pt_low": float(lo), "pt_high": float(hi), "n_jets": int(sel.sum()), **r})
     out["rejection_vs_pt_at_0.5"] = rows
     return out
+
+
+def signal_classes(pred: Predictions, background: int):
+    """(class k, score, is_signal, selected jets, their weights or None) per signal class (against_background)."""
+    if pred.weights is None:
+        for k, score, is_signal, sel in against_background(pred.probs, pred.labels, background):
+            yield k, score, is_signal, sel, None
+    else:
+        yield from against_background(pred.probs, pred.labels, background, weights=pred.weights)
 
 
 def _pt_bins(pt: np.ndarray) -> np.ndarray:
@@ -83,7 +99,7 @@ def _common(pred: Predictions) -> dict:
         "model": pred.name,
         "n_jets": len(pred.labels),
         "classes": pred.classes,
-        "accuracy": accuracy(pred.probs, pred.labels),
+        "accuracy": accuracy(pred.probs, pred.labels, weights=pred.weights),
     }
 
 
@@ -118,8 +134,8 @@ class BinaryTask(Task):
 
     def metrics(self, pred: Predictions, options: EvalOptions) -> dict:
         out = _common(pred)
-        ((_, score, is_signal, _),) = against_background(pred.probs, pred.labels, options.background)
-        out.update(binary_metrics(score, is_signal, pred.pt, _pt_bins(pred.pt)))
+        ((_, score, is_signal, _, w),) = signal_classes(pred, options.background)
+        out.update(binary_metrics(score, is_signal, pred.pt, _pt_bins(pred.pt), w))
         return out
 
     def headline(self, m: dict) -> str:
@@ -154,16 +170,16 @@ class MulticlassTask(Task):
 
     @staticmethod
     def _multiclass(pred: Predictions, options: EvalOptions) -> dict:
-        probs, labels, pt = pred.probs, pred.labels, pred.pt
+        probs, labels, pt, w = pred.probs, pred.labels, pred.pt, pred.weights
         pt_bins = _pt_bins(pt)
-        conf = np.zeros((len(pred.classes),) * 2, dtype=np.int64)
-        np.add.at(conf, (labels, probs.argmax(1)), 1)
+        conf = np.zeros((len(pred.classes),) * 2, dtype=np.int64 if w is None else np.float64)
+        np.add.at(conf, (labels, probs.argmax(1)), 1 if w is None else w)  # weighted: sums of weights
         return {
-            "auc_one_vs_rest": {c: auc(probs[:, k], labels == k) for k, c in enumerate(pred.classes)},
+            "auc_one_vs_rest": {c: auc(probs[:, k], labels == k, weights=w) for k, c in enumerate(pred.classes)},
             "confusion_matrix": conf.tolist(),
             "vs_background": {
-                pred.classes[k]: binary_metrics(score, is_signal, pt[sel], pt_bins)
-                for k, score, is_signal, sel in against_background(probs, labels, options.background)
+                pred.classes[k]: binary_metrics(score, is_signal, pt[sel], pt_bins, wk)
+                for k, score, is_signal, sel, wk in signal_classes(pred, options.background)
             },
         }
 
@@ -195,7 +211,9 @@ class FlavourTask(MulticlassTask):
 
     def metrics(self, pred: Predictions, options: EvalOptions) -> dict:
         out = _common(pred)
-        out["flavour"] = flavour_metrics(pred.probs, pred.labels, pred.pt, f_c=options.f_c, f_b=options.f_b)
+        out["flavour"] = flavour_metrics(
+            pred.probs, pred.labels, pred.pt, f_c=options.f_c, f_b=options.f_b, weights=pred.weights
+        )
         out.update(aux_metrics(pred))
         out.update(self._multiclass(pred, options))
         return out
@@ -231,10 +249,12 @@ def aux_metrics(pred: Predictions) -> dict:
     out = {}
     if "origin_probs" in pred.aux:
         out["track_origin"] = origin_metrics(
-            pred.aux["origin_probs"].argmax(-1), pred.truth["origin"], pred.mask, ORIGINS
+            pred.aux["origin_probs"].argmax(-1), pred.truth["origin"], pred.mask, ORIGINS, weights=pred.weights
         )
     if "vertex_probs" in pred.aux:
-        out["vertexing"] = vertex_metrics(pred.aux["vertex_probs"], pred.truth["vertex"], pred.mask, pred.labels)
+        out["vertexing"] = vertex_metrics(
+            pred.aux["vertex_probs"], pred.truth["vertex"], pred.mask, pred.labels, weights=pred.weights
+        )
     return out
 
 
