@@ -20,6 +20,8 @@ from ai4hep.metrics.binary import rejection_at
 from ai4hep.metrics.flavour import discriminant_b, rejection_vs_pt
 from ai4hep.plots import flavour, roc
 
+from .test_flavour_metrics import synthetic_tagger
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -73,20 +75,11 @@ def binary_pred(name: str, signal: np.ndarray, background: np.ndarray) -> Simple
     return SimpleNamespace(probs=np.c_[1 - score / 100, score / 100], labels=labels, classes=["QCD", "Top"], name=name)
 
 
-def flavour_tagger(n: int, seed: int, separation: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 3, n)
-    logits = rng.normal(0, 1, (n, 3))
-    logits[np.arange(n), labels] += separation
-    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    return probs, labels, 20 + rng.exponential(60, n)
-
-
 @pytest.fixture(scope="module")
 def taggers() -> list[tuple]:
     """Two taggers scored on the same jets (same labels and pT), the second weaker."""
-    probs, labels, pt = flavour_tagger(4000, seed=3, separation=2.2)
-    weak, _, _ = flavour_tagger(4000, seed=3, separation=1.2)
+    probs, labels, pt = synthetic_tagger(4000, seed=3, separation=2.2)
+    weak, _, _ = synthetic_tagger(4000, seed=3, separation=1.2)
     return [("strong", probs, labels, pt), ("weak", weak, labels, pt)]
 
 
@@ -367,3 +360,18 @@ def test_importing_and_plotting_keep_the_users_backend(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["svg", "True", "True"]
     assert out.read_bytes()[:8] == PNG
+
+
+def test_a_plot_without_any_finite_rejection_still_draws(tmp_path: Path) -> None:
+    """Tiny test samples where no background jet passes: the rejections are all infinite; the plot is empty, not an
+    error (matplotlib refuses a log axis with no positive data)."""
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.full(30, 2), np.zeros(5, int), np.ones(5, int)]
+    probs = np.zeros((40, 3))
+    probs[np.arange(40), labels] = 1.0  # a perfect tagger: nothing but b passes any working point
+    pt = rng.uniform(25, 200, 40)
+    out = flavour.plot_rejection_vs_pt([("perfect", probs, labels, pt)], tmp_path / "r.png")
+    assert out.stat().st_size > 0
+    fig = flavour.draw_rejection_vs_pt([("perfect", probs, labels, pt)])
+    top = fig.axes[0]
+    assert top.get_yscale() == "log" and top.get_ylim() == (1.0, 10.0)

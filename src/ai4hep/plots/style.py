@@ -90,7 +90,8 @@ def headroom(ax: Axes, fraction: float = 0.35, log: bool = True, values: np.ndar
     ys = ys[np.isfinite(ys)]
     if log:
         ys = ys[ys > 0]
-    if len(ys) == 0:
+    if len(ys) == 0:  # nothing finite to show (e.g. no background jet passes anywhere): an empty but valid axis
+        ax.set_ylim(*((1.0, 10.0) if log else (0.0, 1.0)))
         return
     lo, hi = float(ys.min()), float(ys.max())
     if log:
@@ -104,6 +105,7 @@ def headroom(ax: Axes, fraction: float = 0.35, log: bool = True, values: np.ndar
 def ratio_limits(ax: Axes) -> None:
     """A ratio panel's y range from its lines and 1, padded; wide bands are cut at the edges."""
     ys = np.r_[_line_values(ax), 1.0]
+    ys = ys[np.isfinite(ys)]
     lo, hi = float(ys.min()), float(ys.max())
     pad = 0.15 * (hi - lo) or 0.05
     ax.set_ylim(lo - pad, hi + pad)

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ai4hep.data.loader import InputSpec, JetStream, Normalisation, Splits
+from ai4hep.errors import UserError
 
 
 class TrainerConfig(BaseModel):
@@ -119,3 +120,20 @@ class ModelKind(ABC):
     def fastml_route(self, model: Any) -> str | None:
         """The firmware route of `ai4hep fastml` for this model ("hls4ml", "conifer"), or None when it has none."""
         return None
+
+
+class SingleFileKind(ModelKind):
+    """A kind whose fitted model is one file, written and read by the model class's own save(path) and
+    load(path, params, n_classes) (the BDT's text model, the templates' JSON)."""
+
+    model_file: ClassVar[str]
+
+    def save(self, model: Any, out: Path) -> None:
+        model.save(Path(out) / self.model_file)
+
+    def load(self, run: Path, model_cls: type, params: BaseModel, pre: dict) -> Any:
+        path = Path(run) / self.model_file
+        try:
+            return model_cls.load(path, params, len(pre["classes"]))
+        except Exception as exc:
+            raise UserError(f"{path} is missing or corrupt ({exc.__class__.__name__}); retrain the run") from None

@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel
 
 from ai4hep.data.loader import JetStream
-from ai4hep.errors import UserError
 from ai4hep.metrics.binary import accuracy, auc
-from ai4hep.models.kinds.base import FitContext, ModelKind, OnnxGraph
+from ai4hep.models.kinds.base import FitContext, OnnxGraph, SingleFileKind
 
 MODEL_FILE = "model.txt"
 
@@ -29,10 +27,11 @@ def collect(stream: JetStream) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
 
 
-class BDTKind(ModelKind):
+class BDTKind(SingleFileKind):
     name = "bdt"
     framework = "LightGBM"
     files: ClassVar[tuple[str, ...]] = (MODEL_FILE,)
+    model_file = MODEL_FILE
 
     def fit(self, ctx: FitContext) -> dict:
         x, y, w = collect(ctx.stream("train"))
@@ -55,16 +54,6 @@ class BDTKind(ModelKind):
             "train_jets_per_s": round(len(y) / seconds, 1),  # jets through the whole fit
             "metrics": metrics,
         }
-
-    def save(self, model: Any, out: Path) -> None:
-        model.save(Path(out) / MODEL_FILE)
-
-    def load(self, run: Path, model_cls: type, params: BaseModel, pre: dict) -> Any:
-        path = Path(run) / MODEL_FILE
-        try:
-            return model_cls.load(path, params, len(pre["classes"]))
-        except Exception as exc:
-            raise UserError(f"{path} is missing or corrupt ({exc.__class__.__name__}); retrain the run") from None
 
     def predict(self, model: Any, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"probs": model.predict_proba(batch["jet"])}

@@ -8,19 +8,18 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel
 
-from ai4hep.errors import UserError
 from ai4hep.metrics.binary import accuracy
-from ai4hep.models.kinds.base import FitContext, ModelKind, OnnxGraph
+from ai4hep.models.kinds.base import FitContext, OnnxGraph, SingleFileKind
 
 TEMPLATES = "templates.json"
 
 
-class TemplatesKind(ModelKind):
+class TemplatesKind(SingleFileKind):
     name = "templates"
     framework = "the numpy templates"
     files: ClassVar[tuple[str, ...]] = (TEMPLATES,)
+    model_file = TEMPLATES
 
     def fit(self, ctx: FitContext) -> dict:
         model = ctx.model_cls(ctx.params, ctx.n_classes)
@@ -39,16 +38,6 @@ class TemplatesKind(ModelKind):
             "train_jets_per_s": round(info["train_jets"] / seconds, 1),
             "metrics": {"val_accuracy": accuracy(np.concatenate(probs), np.concatenate(labels))},
         }
-
-    def save(self, model: Any, out: Path) -> None:
-        model.save(Path(out) / TEMPLATES)
-
-    def load(self, run: Path, model_cls: type, params: BaseModel, pre: dict) -> Any:
-        path = Path(run) / TEMPLATES
-        try:
-            return model_cls.load(path, params, len(pre["classes"]))
-        except Exception as exc:
-            raise UserError(f"{path} is missing or corrupt ({exc.__class__.__name__}); retrain the run") from None
 
     def predict(self, model: Any, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"probs": model.predict_proba(batch["objects"], batch["mask"])}
