@@ -194,14 +194,16 @@ class RecordReader:
         self._layout_ptr = None if self._layout is None else ctypes.c_void_p(self._layout.ctypes.data)
 
     @classmethod
-    def create(cls, pythia) -> RecordReader | None:
-        """A reader, or None where the native reader is missing, an accessor is not exported, or the calling convention
-        fails its check on a Vec4 made here (callers then use nextBatch)."""
-        from ai4hep.data.generate.native import record_library
-
-        lib = record_library()
+    def create(cls, pythia, lib: ctypes.CDLL | None = None) -> RecordReader | None:
+        """A reader, or None where the native reader is missing or not trusted for this pythia8mc (record_library: its
+        version range and the probe in a child process), an accessor is not exported, or the calling convention fails
+        its check on a Vec4 made here (callers then use nextBatch). `lib`: the helper, unguarded (the probe child)."""
         if lib is None:
-            return None
+            from ai4hep.data.generate.native import record_library
+
+            lib = record_library()
+            if lib is None:
+                return None
         import pythia8mc
 
         try:
@@ -266,6 +268,57 @@ class RecordReader:
             offsets[done] = rows
         self._per_event = max(self._per_event, rows / n_events)
         return EventBatch(offsets=offsets, **{name: values[:rows] for name, values in self._cols.items()})
+
+
+def probe_record_reader() -> None:
+    """The checks of the native reader, run in a child process by native.record_library before the reader is trusted
+    in the caller's: a pythia8mc laid out differently can crash here (the child dies of a signal) or refuse. Every
+    native call the reader makes (the accessors, the calling-convention and layout probes, both read paths) on
+    particles with known values in a Pythia's own event record; exits 0 when they match, 2 with a reason when not."""
+    import sys
+
+    import pythia8mc
+
+    from ai4hep.data.generate.native import _load_record
+
+    def refuse(reason: str) -> None:
+        print(reason, file=sys.stderr)
+        sys.exit(2)
+
+    lib = _load_record()
+    if lib is None:
+        refuse("the helper did not load")
+    pythia = pythia8mc.Pythia("", False)
+    reader = RecordReader.create(pythia, lib)
+    if reader is None:
+        refuse("an accessor or the calling-convention check failed")
+    event = pythia.event
+    for k in range(5):
+        particle = pythia8mc.Particle()
+        for name, value in (*_PROBE_INTS.items(), *_PROBE_DOUBLES.items()):
+            if k % 2 or name not in ("xProd", "yProd", "zProd"):  # no production vertex on every other particle
+                getattr(particle, name)(value - 3 * k)
+        event.append(particle)
+    want = {name: [] for name in (*reader._INT_COLUMNS, *reader._FLOAT_COLUMNS)}
+    for i in range(event.size()):
+        q = event[i]
+        vertex = (q.xProd(), q.yProd(), q.zProd()) if q.hasVertex() else (0.0, 0.0, 0.0)
+        row = (q.id(), q.status(), q.mother1(), q.daughter1(), q.daughter2(), q.px(), q.py(), q.pz(), q.e(), *vertex)
+        for name, value in zip(want, row, strict=True):
+            want[name].append(value)
+
+    def check(path: str) -> None:
+        reader._grow(64, 0)
+        if reader._read(3) != event.size():
+            refuse(f"the {path} read path read another particle count")
+        for name, values in want.items():
+            if not np.array_equal(reader._cols[name][3 : 3 + event.size()], values):
+                refuse(f"the {path} read path gave other {name} values than Pythia's accessors")
+
+    if reader._layout is not None:  # no layout found: the reader uses the accessors only, as it would in the caller
+        check("layout")
+    reader._layout_ptr = None  # the accessor path
+    check("accessor")
 
 
 class Generator:
