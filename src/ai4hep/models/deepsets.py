@@ -8,7 +8,7 @@ IRC safe by construction.
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 
 from ai4hep.models.mlp import mlp
@@ -16,9 +16,9 @@ from ai4hep.models.mlp import mlp
 
 class DeepSetsParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    phi: list[int] = [100, 100, 128]
-    f: list[int] = [100, 100, 100]
-    dropout: float = 0.0
+    phi: list[PositiveInt] = [100, 100, 128]
+    f: list[PositiveInt] = [100, 100, 100]
+    dropout: float = Field(0.0, ge=0, lt=1)
 
 
 class PFN(nn.Module):

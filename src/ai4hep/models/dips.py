@@ -7,7 +7,7 @@ appended to every track as in the GN2-style model, so that the two differ only i
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 
 from ai4hep.models.mlp import mlp
@@ -15,8 +15,8 @@ from ai4hep.models.mlp import mlp
 
 class DIPSParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    phi: list[int] = [100, 100, 128]
-    f: list[int] = [100, 100, 100, 30]
+    phi: list[PositiveInt] = [100, 100, 128]
+    f: list[PositiveInt] = [100, 100, 100, 30]
     dropout: float = Field(0.0, ge=0, lt=1)
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 
 from ai4hep.models.mlp import mlp
@@ -27,14 +27,14 @@ NEG = -1e9
 
 class GN2Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    init: list[int] = [128, 128]
+    init: list[PositiveInt] = [128, 128]
     embed: int = Field(128, gt=0)
     heads: int = Field(8, gt=0)
     layers: int = Field(4, gt=0)
     ffn_ratio: int = Field(2, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1)
     track_count: bool = Field(True, description="append log(1 + real tracks) to every track's inputs")
-    head_hidden: list[int] = [128, 64, 32]
+    head_hidden: list[PositiveInt] = [128, 64, 32]
     aux_tasks: list[Literal["origin", "vertex"]] = ["origin", "vertex"]
     origin_weight: float = Field(0.5, ge=0)
     vertex_weight: float = Field(1.5, ge=0)

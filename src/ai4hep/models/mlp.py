@@ -5,14 +5,14 @@ from __future__ import annotations
 import itertools
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 
 
 class MLPParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    hidden: list[int] = [64, 64, 64]
-    dropout: float = 0.1
+    hidden: list[PositiveInt] = [64, 64, 64]
+    dropout: float = Field(0.1, ge=0, lt=1)
 
 
 def mlp(sizes: list[int], dropout: float = 0.0, last_activation: bool = False) -> nn.Sequential:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 
 NEG = -1e9
@@ -18,13 +18,13 @@ EPS = 1e-8
 
 class ParTParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    embed: list[int] = [128, 512, 128]
-    pair_embed: list[int] = [64, 64, 64]
+    embed: list[PositiveInt] = Field([128, 512, 128], min_length=1)
+    pair_embed: list[PositiveInt] = [64, 64, 64]
     heads: int = Field(8, gt=0)
     blocks: int = Field(8, gt=0)
     class_blocks: int = Field(2, gt=0)
-    ffn_ratio: int = 4
-    dropout: float = 0.1
+    ffn_ratio: int = Field(4, gt=0)
+    dropout: float = Field(0.1, ge=0, lt=1)
     use_interaction: bool = True
 
 

@@ -1,16 +1,21 @@
 """ParticleNet: dynamic-graph CNN with EdgeConv blocks on the particle cloud (Qu, Gouskos, arXiv:1902.08570).
 
 The first block finds neighbours in (delta eta, delta phi); later blocks in the learned feature space. Padding slots
-are pushed far away so they are never the neighbour of a real particle, their outputs are zeroed after every block,
-and the pooling averages over real particles only.
+never change a real particle's output, however many follow it: they are pushed far away, so they come after every real
+particle in the neighbour ranking; a particle with fewer than k real neighbours averages its edges over those it has
+(padding slots may fill the remaining places of the k but are left out of the average); their outputs are zeroed
+after every block; batch-norm statistics in training are those of real particles and real edges; and the pooling
+averages over real particles only.
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import Annotated
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 
 FAR = 1e9
@@ -19,14 +24,18 @@ FAR = 1e9
 class ParticleNetParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     k: int = Field(16, gt=0)
-    blocks: list[list[int]] = [[64, 64, 64], [128, 128, 128], [256, 256, 256]]
-    fusion: int = 384  # 0 disables the fusion layer
-    fc: list[int] = [256]
-    dropout: float = 0.1
+    blocks: list[Annotated[list[PositiveInt], Field(min_length=1)]] = Field(
+        [[64, 64, 64], [128, 128, 128], [256, 256, 256]], min_length=1
+    )
+    fusion: int = Field(384, ge=0)  # 0 disables the fusion layer
+    fc: list[PositiveInt] = [256]
+    dropout: float = Field(0.1, ge=0, lt=1)
 
 
 def knn(points: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices (B, N, k) of each slot's k nearest real neighbours (itself excluded); points is (B, N, C).
+    """Indices (B, N, k) of each slot's k nearest neighbours (itself excluded), k = min(k, N - 1); points is (B, N, C).
+    Real particles come first: padding slots fill the places of a particle with fewer than k real neighbours, and
+    EdgeConv leaves those out.
 
     Ties are broken by the lower slot index, i.e. the harder constituent. Ties are common, not a corner case:
     calorimeter cells sit on an (eta, phi) grid, so equal distances to several cells are frequent in the first
@@ -55,14 +64,37 @@ def neighbours(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 
 class ChannelBN(nn.BatchNorm1d):
-    """BatchNorm over the last (channel) axis of a tensor of any shape, as BatchNorm2d on (B, C, N, k) does."""
+    """BatchNorm over the last (channel) axis of a tensor of any shape, as BatchNorm2d on (B, C, N, k) does.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
+    In training the batch statistics (and the running statistics they update) are those of the entries `mask` marks
+    real (particles, or edges between real particles), not of padding: padding makes up much of a batch, and how much
+    depends on the batch's longest jet. Padded entries come out zero. Evaluation applies the running statistics to
+    every entry alike, so it needs no mask and keeps static shapes for ONNX.
+    """
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        if not self.training or mask is None:
+            return super().forward(flat).view(x.shape)
+        keep = mask.reshape(-1)
+        real = flat[keep]
+        if real.shape[0] < 2:  # no batch statistics from fewer than two entries: the running ones, not updated
+            real = F.batch_norm(real, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        else:
+            real = super().forward(real)
+        return flat.new_zeros(flat.shape).index_put((keep,), real).view(x.shape)
+
+
+def masked(layers: nn.Sequential, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Run a Sequential, handing `mask` to its batch norms."""
+    for layer in layers:
+        x = layer(x, mask) if isinstance(layer, ChannelBN) else layer(x)
+    return x
 
 
 class EdgeConv(nn.Module):
-    """Edge MLP on (x_i, x_j - x_i), averaged over the k neighbours, plus a shortcut.
+    """Edge MLP on (x_i, x_j - x_i), averaged over the k neighbours (the real ones, where a particle has fewer than k),
+    plus a shortcut.
 
     Channels-last Linear layers instead of 1x1 convolutions (same maths, several times faster on CPU); the first layer
     is split as W (x_i, x_j - x_i) = (W_c - W_d) x_i + W_d x_j, so it runs per particle rather than per edge.
@@ -83,10 +115,15 @@ class EdgeConv(nn.Module):
 
     def forward(self, points: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         idx = knn(points, mask, self.k)
+        m = mask.unsqueeze(-1).to(x.dtype)
+        # edges between real particles: padding fills a particle's k places only where it has fewer real neighbours
+        real = neighbours(m, idx) * m.unsqueeze(2)  # (B, N, k, 1)
         own = self.centre(x) - self.neighbour(x)
         h = own.unsqueeze(2) + neighbours(self.neighbour(x), idx)
-        edge = self.edge(torch.relu(self.bn0(h))).mean(dim=2)
-        return self.act(edge + self.shortcut(x)) * mask.unsqueeze(-1).to(x.dtype)
+        edge_mask = real.squeeze(-1) > 0
+        edge = masked(self.edge, torch.relu(self.bn0(h, edge_mask)), edge_mask)
+        edge = (edge * real).sum(dim=2) / real.sum(dim=2).clamp(min=1.0)
+        return self.act(edge + masked(self.shortcut, x, mask)) * m
 
 
 class ParticleNet(nn.Module):
@@ -117,13 +154,13 @@ class ParticleNet(nn.Module):
 
     def forward(self, objects: torch.Tensor, mask: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         m = mask.unsqueeze(-1).to(objects.dtype)
-        x = self.input_bn(objects) * m
+        x = self.input_bn(objects, mask) * m
         outputs = []
         for i, block in enumerate(self.blocks):
             x = block(points if i == 0 else x, x, mask)
             outputs.append(x)
         x = torch.cat(outputs, dim=-1)
         if self.fusion is not None:
-            x = self.fusion(x) * m
+            x = masked(self.fusion, x, mask) * m
         pooled = x.sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
         return self.head(pooled)
