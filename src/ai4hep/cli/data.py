@@ -29,7 +29,13 @@ def data_generate(
     out: Path = typer.Option(..., "--out", help="Output folder (one HDF5 file per shard)."),
     workers: int = typer.Option(1, "--workers", help="Worker processes."),
     seed: int = typer.Option(1, "--seed", help="Base seed; same seed and jets give identical arrays."),
-    shard_size: int = typer.Option(1000, "--shard-size", help="Jets per shard."),
+    shard_size: str = typer.Option(
+        "auto",
+        "--shard-size",
+        help="Jets per shard, or auto: min(1000, ceil(jets / 10)), so below 10,000 jets there are still 10 shards to "
+        "split into train/val/test (a folder that already holds this dataset keeps its own shard size). An explicit "
+        "number is used as given; the arrays depend on it.",
+    ),
     detector: str = typer.Option("atlas-like", "--detector", help="Detector response: atlas-like or none."),
     pileup: float = typer.Option(0.0, "--pileup", help="Mean number of pile-up interactions (Poisson)."),
     dask: str = typer.Option(None, "--dask", help="Dask scheduler address, e.g. tcp://host:8786."),
@@ -38,22 +44,28 @@ def data_generate(
     if dask:
         require("dask", "'ai4hep data generate --dask'")
     from ai4hep.data.shards import generate
+    from ai4hep.errors import UserError
 
+    size = shard_size.strip().lower()
+    if size != "auto" and not size.lstrip("-").isdigit():
+        raise UserError(f"--shard-size must be a positive number of jets or 'auto', got '{shard_size}'")
     s = generate(
         name,
         jets,
         out,
         seed=seed,
         workers=workers,
-        shard_size=shard_size,
+        shard_size=None if size == "auto" else int(size),
         detector=detector,
         pileup_mu=pileup,
         dask_address=dask,
     )
     skipped = sum(r.skipped for r in s.shards)
     rate = (s.n_jets - sum(r.n_jets for r in s.shards if r.skipped)) / max(s.seconds, 1e-9)
+    for name, why in s.regenerated:
+        typer.echo(f"regenerated {name}: it failed its check ({why})")
     typer.echo(
-        f"wrote {s.n_jets} jets in {len(s.shards)} shard(s) to {s.out_dir} "
+        f"wrote {s.n_jets} jets in {len(s.shards)} shard(s) of {s.shard_size} to {s.out_dir} "
         f"({skipped} shard(s) already there; {rate:.1f} jets/s); dataset hash {s.dataset_hash[:16]}"
     )
 

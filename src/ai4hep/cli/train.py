@@ -38,6 +38,8 @@ def evaluate_cmd(
     from ai4hep.evaluate import evaluate, headline
 
     m = evaluate(run, list(data) if data else None, out, reference, f_c=fc, f_b=fb)
+    for note in m.get("data_warnings", []):
+        typer.echo(f"ai4hep: warning: {note}", err=True)
     typer.echo(headline(m))
     if "reference" in m:
         typer.echo("reference " + headline(m["reference"]))

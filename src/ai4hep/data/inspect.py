@@ -35,6 +35,13 @@ def summarise(path: Path) -> dict:
             first = shard
         elif shard.attrs["card_digest"] != first.attrs["card_digest"]:
             raise UserError(f"{path} mixes shards of different datasets; keep one dataset per folder")
+        else:
+            for name, arr in shard.arrays.items():
+                if name not in first.arrays or arr.dtype != first.arrays[name].dtype:
+                    raise UserError(
+                        f"{f}: its '{name}' table has another layout than {first.path.name}'s; regenerate it with "
+                        "'ai4hep data generate'"
+                    )
         jets_parts.append(shard.arrays["jets"])
         n_valid_consts += int(shard.arrays["consts"]["valid"].sum())
         if "tracks" in shard.arrays:

@@ -182,6 +182,14 @@ class InputSpec:
         check_available(self.jet_vars, info.jet_dtype, objects=False, where=f"{info.path} (jets)")
         if self.cfg.label not in info.jet_dtype.names:
             raise UserError(f"{info.path} has no label field '{self.cfg.label}'; set data.label to a jets field")
+        # pT is read for every batch; the derived object variables also read the jet's energy
+        jet_need = {"pt"} | ({"energy"} if any(v.name == "e_rel" for v in self.object_vars) else set())
+        absent = sorted(jet_need - set(info.jet_dtype.names))
+        if absent:
+            raise UserError(
+                f"{info.path}: the 'jets' table lacks field(s) {', '.join(repr(a) for a in absent)}, which this "
+                "config reads; regenerate the shard with 'ai4hep data generate'"
+            )
         if self.needs_objects:
             if info.object_dtype is None:
                 raise UserError(
@@ -192,6 +200,14 @@ class InputSpec:
             check_available(self.object_vars, info.object_dtype, objects=True, where=where)
             need = {"valid"} | ({"deta", "dphi"} if "points" in self.extras else set())
             need |= {"px", "py", "pz", "energy"} if "vectors" in self.extras else set()
+            need |= {"pt"} if "z" in self.extras else set()
+            for v in self.object_vars:  # the stored fields a derived variable is computed from
+                if v.name == "pt_rel":
+                    need |= {"pt"}
+                elif v.name == "dr":
+                    need |= {"deta", "dphi"}
+                elif v.name == "e_rel" and "energy" not in info.object_dtype.names:
+                    need |= {"pt", "eta"}
             missing = sorted(need - set(info.object_dtype.names))
             if missing:
                 raise UserError(f"{where} lacks {', '.join(missing)}, which this model needs")

@@ -202,6 +202,50 @@ def read_shard(path: Path, verify: bool = True) -> Shard:
         raise UserError(f"{path} is truncated or corrupt ({exc.__class__.__name__}: {exc}); {fix}") from None
     if "valid" not in arrays["consts"].dtype.names:
         raise UserError(f"{path}: 'consts' has no 'valid' field; {fix}")
+    check_fields(path, attrs, arrays, fix)
     if verify and content_hash(arrays) != attrs["content_hash"]:
         raise UserError(f"{path}: content hash mismatch, the arrays were altered or damaged; {fix}")
+    if verify:
+        check_finite(path, arrays, fix)
     return Shard(path=path, attrs=attrs, arrays=arrays)
+
+
+def expected_fields(card: dict) -> dict[str, tuple[str, ...]]:
+    """The fields each array of a shard of this card (the stored JSON) must have."""
+    jets = [name for name, _ in JET_FIELDS]
+    if card.get("max_tracks"):
+        jets += [name for name, _ in FLAVOUR_JET_FIELDS]
+    if card.get("features") == "hlf5":
+        jets += list(HLF5_FEATURES)
+    return {"jets": tuple(jets), "consts": CONST_DTYPE.names, "tracks": TRACK_DTYPE.names}
+
+
+def check_fields(path: Path, attrs: dict, arrays: dict[str, np.ndarray], fix: str) -> None:
+    """Every field of the layout is there (a table with a field removed is named, not a dtype error later)."""
+    try:
+        card = json.loads(attrs["card"])
+    except (TypeError, ValueError):
+        raise UserError(f"{path}: its 'card' attribute is not JSON; {fix}") from None
+    for name, fields in expected_fields(card).items():
+        if name not in arrays:
+            continue
+        have = arrays[name].dtype.names or ()
+        missing = [f for f in fields if f not in have]
+        if missing:
+            listed = ", ".join(f"'{f}'" for f in missing)
+            raise UserError(f"{path}: the '{name}' table lacks field(s) {listed}; {fix}")
+
+
+def check_finite(path: Path, arrays: dict[str, np.ndarray], fix: str) -> None:
+    """No NaN or inf in any float field (generation writes none; padding is zeros): the first bad field is named with
+    its count."""
+    for name in GROUPS:
+        arr = arrays.get(name)
+        if arr is None:
+            continue
+        for field in arr.dtype.names:
+            if arr.dtype[field].kind != "f":
+                continue
+            bad = int(np.count_nonzero(~np.isfinite(arr[field])))
+            if bad:
+                raise UserError(f"{path}: {name} field '{field}' has {bad} non-finite value(s) (NaN or inf); {fix}")

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import h5py
@@ -71,6 +71,54 @@ def process_quotas(card: DatasetCard, n_jets: int) -> list[int]:
 def shard_sizes(n_jets: int, shard_size: int) -> list[int]:
     full, rest = divmod(n_jets, shard_size)
     return [shard_size] * full + ([rest] if rest else [])
+
+
+# The default shard size ("auto"): at most 1000 jets (the former fixed default, so large datasets keep their shards
+# and hashes), and at least AUTO_SHARDS shards below AUTO_SHARDS x 1000 jets, so that `train` can split by shard.
+MAX_AUTO_SHARD_SIZE = 1000
+AUTO_SHARDS = 10
+
+
+def auto_shard_size(n_jets: int) -> int:
+    """min(1000, ceil(jets / 10)): e.g. 2000 jets -> 10 shards of 200; a pure function of the jet count, so the shard
+    plan and its seeds stay deterministic."""
+    return max(1, min(MAX_AUTO_SHARD_SIZE, -(-n_jets // AUTO_SHARDS)))
+
+
+def folder_shard_size(out_dir: Path, card: DatasetCard, n_jets: int, seed: int, det: DetectorConfig) -> int | None:
+    """The shard size of this very dataset (card, jets, seed, detector) already in out_dir, from its manifest or, for
+    an unfinished run, its shard files; None when there is none. 'auto' takes it, so a folder made with an explicit
+    or the former default shard size resumes instead of being refused."""
+    manifest = out_dir / MANIFEST
+    if manifest.exists():
+        try:
+            m = json.loads(manifest.read_text())
+            same = (m["n_jets"], m["card_digest"], m["seed"], m["detector"])
+            if same == (n_jets, card.digest(), seed, json.loads(det.model_dump_json())):
+                return int(m["shard_size"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return None
+    found: dict[int, int] = {}  # shard index -> jets, for the shards of this dataset
+    for path in out_dir.glob(f"{card.name}-*.h5"):
+        try:
+            with h5py.File(path, "r") as f:
+                attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+            if (attrs["card_digest"], str(attrs["detector"]), int(attrs["seed"])) == (
+                card.digest(),
+                det.model_dump_json(),
+                seed,
+            ):
+                found[int(attrs["shard_index"])] = int(attrs["n_jets"])
+        except (OSError, KeyError, ValueError):
+            continue
+    # a shard before the last holds exactly shard_size jets; the last holds n_jets - index x shard_size
+    candidates = set(found.values()) | {(n_jets - m) // k for k, m in found.items() if k and (n_jets - m) % k == 0}
+    for size in sorted(c for c in candidates if c > 0):
+        plan = shard_sizes(n_jets, size)
+        if all(k < len(plan) and plan[k] == m for k, m in found.items()):
+            return size
+    return None
 
 
 def _generate_process(
@@ -180,8 +228,17 @@ def shard_attrs(card: DatasetCard, detector: DetectorConfig, task: ShardTask) ->
     }
 
 
-def _existing_result(task: ShardTask, card: DatasetCard, detector: DetectorConfig) -> ShardResult | None:
-    """A finished shard from an earlier run, or None. A shard of a different dataset is an error."""
+def _existing_result(
+    task: ShardTask,
+    card: DatasetCard,
+    detector: DetectorConfig,
+    recorded: dict[str, str] | None = None,
+    redo: list[tuple[str, str]] | None = None,
+) -> ShardResult | None:
+    """A finished shard from an earlier run, or None (to generate). A shard of a different dataset is an error. A
+    shard of this dataset is trusted only when its content passes read_shard's checks (the stored content hash,
+    every field there, finite values) and matches the hash the manifest recorded (`recorded`, by file name);
+    otherwise it is regenerated, which gives back exactly its arrays, and (name, reason) is added to `redo`."""
     path = task.path
     if not path.exists():
         return None
@@ -189,6 +246,8 @@ def _existing_result(task: ShardTask, card: DatasetCard, detector: DetectorConfi
         with h5py.File(path, "r") as f:
             attrs = dict(f.attrs)
     except OSError:
+        if redo is not None:
+            redo.append((path.name, "not a readable HDF5 file"))
         path.unlink()  # cannot happen with atomic writes, but a damaged file is regenerated, not trusted
         return None
     expected = shard_attrs(card, detector, task)
@@ -199,7 +258,17 @@ def _existing_result(task: ShardTask, card: DatasetCard, detector: DetectorConfi
             raise UserError(
                 f"{path} belongs to a different dataset ({key} differs); use another --out folder or delete it"
             )
-    return ShardResult(task.index, task.n_jets, 0, 0.0, str(attrs["content_hash"]), skipped=True)
+    try:
+        stored = schema.read_shard(path).attrs["content_hash"]
+    except UserError as exc:
+        reason = str(exc).removeprefix(str(path)).lstrip(": ").split("; ")[0]
+    else:
+        if recorded is None or recorded.get(path.name, stored) == stored:
+            return ShardResult(task.index, task.n_jets, 0, 0.0, str(stored), skipped=True)
+        reason = f"content hash differs from the one {MANIFEST} recorded"
+    if redo is not None:
+        redo.append((path.name, reason))
+    return None
 
 
 def _remove_temporaries(out_dir: Path) -> None:
@@ -288,6 +357,8 @@ class GenerateSummary:
     seconds: float
     shards: list[ShardResult]
     dataset_hash: str
+    regenerated: list[tuple[str, str]] = field(default_factory=list)  # (file, why) of shards that failed their check
+    shard_size: int = 0
 
 
 def generate(
@@ -296,18 +367,19 @@ def generate(
     out_dir: Path,
     seed: int = 1,
     workers: int = 1,
-    shard_size: int = 1000,
+    shard_size: int | None = None,
     detector: str = "atlas-like",
     pileup_mu: float = 0.0,
     dask_address: str | None = None,
     show_progress: bool = True,
 ) -> GenerateSummary:
-    """Generate (or finish generating) a named dataset into out_dir."""
+    """Generate (or finish generating) a named dataset into out_dir. shard_size None is 'auto': the shard size of
+    this dataset already in out_dir, else auto_shard_size(n_jets)."""
     card = get_card(name)
     if n_jets <= 0:
         raise UserError(f"--jets must be a positive number of jets, got {n_jets}")
-    if shard_size <= 0:
-        raise UserError(f"--shard-size must be positive, got {shard_size}")
+    if shard_size is not None and shard_size <= 0:
+        raise UserError(f"--shard-size must be a positive number of jets or 'auto', got {shard_size}")
     if workers <= 0:
         raise UserError(f"--workers must be positive, got {workers}")
     if not 0 <= seed < 2**31:
@@ -322,20 +394,25 @@ def generate(
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
     _remove_temporaries(out_dir)
+    if shard_size is None:
+        shard_size = folder_shard_size(out_dir, card, n_jets, seed, det) or auto_shard_size(n_jets)
     manifest_path = out_dir / MANIFEST
+    recorded = None
     if manifest_path.exists():
         old = json.loads(manifest_path.read_text())
         same = (old.get("n_jets"), old.get("card_digest"), old.get("seed"), old.get("shard_size"), old.get("detector"))
         if same != (n_jets, card.digest(), seed, shard_size, json.loads(det.model_dump_json())):
             raise UserError(f"{out_dir} already holds a different dataset; use another --out folder or delete it")
+        recorded = {s["file"]: s["content_hash"] for s in old.get("shards", []) if "file" in s}
     tasks = [
         ShardTask(str(out_dir), card.name, det.model_dump_json(), seed, i, size)
         for i, size in enumerate(shard_sizes(n_jets, shard_size))
     ]
     results: dict[int, ShardResult] = {}
     todo = []
+    redo: list[tuple[str, str]] = []
     for task in tasks:
-        existing = _existing_result(task, card, det)
+        existing = _existing_result(task, card, det, recorded, redo)
         if existing is None:
             todo.append(task)
         else:
@@ -385,7 +462,8 @@ def generate(
     with atomic_path(manifest_path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))
     seconds = time.perf_counter() - start
-    return GenerateSummary(out_dir, n_jets, sum(r.n_events for r in ordered), seconds, ordered, dataset_hash)
+    n_events = sum(r.n_events for r in ordered)
+    return GenerateSummary(out_dir, n_jets, n_events, seconds, ordered, dataset_hash, redo, shard_size)
 
 
 def _combined_hash(hashes: list[str]) -> str:

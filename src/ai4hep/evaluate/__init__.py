@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ai4hep.atomic import check_target, make_dir
 from ai4hep.errors import UserError
 from ai4hep.evaluate.predictions import Predictions, predict, write_predictions
 from ai4hep.evaluate.tasks import TASKS, EvalOptions, aux_metrics, get_task, task_of_metrics
@@ -41,19 +42,25 @@ def evaluate(
     f_b: float = F_B,
 ) -> dict:
     """Predict on every shard of `data` (default: the run's test split), write metrics.json, predictions.h5 and
-    plots; returns the metrics. f_c and f_b are the flavour discriminants' fractions (b/c/light taggers only)."""
+    plots; returns the metrics. f_c and f_b are the flavour discriminants' fractions (b/c/light taggers only).
+
+    Shards of another dataset (name or classes other than the run's) are refused; shards of another card version of
+    the run's dataset are evaluated, with the difference in metrics["data_warnings"] (TrainedRun.check_data)."""
     tagger = TrainedRun(run)
     task = get_task(tagger.task, tagger.classes)
     options = EvalOptions(f_c=f_c, f_b=f_b)
     files = tagger.files(data)
     out = Path(out) if out else Path(run) / EVAL
-    out.mkdir(parents=True, exist_ok=True)
+    check_target(out, "--out")
+    notes = tagger.check_data(files) if data else []
     start = time.perf_counter()
     pred = predict(tagger, files)
     seconds = time.perf_counter() - start
     metrics = task.metrics(pred, options)
     metrics["task"] = task.name
     metrics["data"] = [str(f) for f in files]
+    if notes:
+        metrics["data_warnings"] = notes
     metrics["inference_jets_per_s"] = len(pred.labels) / max(seconds, 1e-9)  # reading and preprocessing included
     ref_pred = None
     if reference is not None:
@@ -62,6 +69,7 @@ def evaluate(
             raise UserError(f"reference run {reference} has classes {ref.classes}, not {tagger.classes}")
         ref_pred = predict(ref, files)
         metrics["reference"] = task.metrics(ref_pred, options)
+    make_dir(out)
     metrics["plots"] = [str(p) for p in task.plots(pred, ref_pred, metrics, out, options)]
     write_predictions(out / "predictions.h5", pred)
     metrics = _clean(metrics)

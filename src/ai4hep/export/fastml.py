@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ai4hep.atomic import check_target, make_dir
 from ai4hep.errors import UserError
 from ai4hep.export.fastml_validate import check, compare
 from ai4hep.export.precision import FixedPoint, parse_precision
@@ -62,18 +63,26 @@ def load_inputs(tagger, files: list[Path], max_jets: int) -> tuple[np.ndarray, n
     return np.concatenate(xs)[:max_jets].astype(np.float32), np.concatenate(ys)[:max_jets]
 
 
-@contextlib.contextmanager
-def staging(out_dir: Path, marker: str = "validation.json") -> Iterator[Path]:
-    """A temporary sibling folder renamed onto out_dir when the block succeeds, removed when it fails. An existing
-    out_dir is replaced only when it is an earlier output of the same kind (it holds `marker`)."""
+def check_out(out_dir: Path, marker: str = "validation.json") -> Path:
+    """The resolved out_dir, if it can take a fastml output (checked before any work): absent, empty, or an earlier
+    output of the same kind (it holds `marker`), in a place that can be written."""
     out_dir = Path(out_dir).resolve()
     if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / marker).exists())):
         raise UserError(
             f"--out {out_dir} exists and is not an earlier fastml output (no {marker}); choose a new folder"
         )
+    check_target(out_dir, "--out")
+    return out_dir
+
+
+@contextlib.contextmanager
+def staging(out_dir: Path, marker: str = "validation.json") -> Iterator[Path]:
+    """A temporary sibling folder renamed onto out_dir when the block succeeds, removed when it fails. An existing
+    out_dir is replaced only when it is an earlier output of the same kind (it holds `marker`)."""
+    out_dir = check_out(out_dir, marker)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    make_dir(tmp)
     try:
         yield tmp
     except BaseException:
@@ -142,10 +151,11 @@ def convert(
     how = route(tagger)
     if how != "hls4ml" and (granularity != "model" or reuse_factor != 1):
         raise UserError("--granularity and --reuse-factor are hls4ml options (MLP runs); a BDT goes through conifer")
+    out_dir = Path(out) if out else default_out(run, p, granularity)
+    check_out(out_dir)
     files = tagger.files(data)
     x, y = load_inputs(tagger, files, max_jets)
     float_probs = float_probabilities(tagger, x)
-    out_dir = Path(out) if out else default_out(run, p, granularity)
     with staging(out_dir) as tmp:
         options = {"granularity": granularity, "reuse_factor": reuse_factor} if how == "hls4ml" else {}
         result = ROUTES[how][1](tagger, p, tmp, x, y, float_probs, synth=synth, **options)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ai4hep.atomic import atomic_path
+from ai4hep.atomic import atomic_path, check_target, make_dir
 from ai4hep.errors import UserError
 from ai4hep.run.layout import CONFIG, EXPORT, PREPROCESSING
 from ai4hep.run.reader import TrainedRun
@@ -89,10 +89,11 @@ def export_onnx(
     """Export RUN's model to ONNX (default RUN/export/model.onnx); the file is kept only if onnxruntime matches the
     original (PyTorch, LightGBM, numpy templates) within `tolerance` on `batches` batches of real test jets."""
     tagger = TrainedRun(run)
+    out = Path(out) if out else Path(run) / EXPORT / "model.onnx"
+    check_target(out, "--out", kind="file", example="model.onnx")
     files = tagger.files(data)
     sample_batches = _sample_batches(tagger, files, batches, run)
-    out = Path(out) if out else Path(run) / EXPORT / "model.onnx"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(out.parent)
     framework = tagger.kind.framework
     with atomic_path(out) as tmp, _no_sidecar(tmp):
         graph = tagger.kind.write_onnx(tagger.model, sample_batches[0], tmp)

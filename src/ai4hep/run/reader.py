@@ -9,7 +9,7 @@ import numpy as np
 
 from ai4hep.data.cards import task_of
 from ai4hep.data.inspect import dataset_files
-from ai4hep.data.loader import InputSpec, JetStream, Normalisation
+from ai4hep.data.loader import InputSpec, JetStream, Normalisation, file_info
 from ai4hep.errors import UserError
 from ai4hep.models import get_model
 from ai4hep.run.config import load_config
@@ -60,6 +60,29 @@ class TrainedRun:
     def files(self, data: list[Path] | None = None) -> list[Path]:
         """The shards of DATA (folders or files) when given, else the run's own test split."""
         return [f for p in data for f in dataset_files(Path(p))] if data else self.test_files()
+
+    def check_data(self, files: list[Path]) -> list[str]:
+        """Refuse shards of another dataset than the run's (another card name, or other classes: the labels would
+        mean other things); returns a warning per other card version of the run's dataset (evaluated: a robustness
+        check, but its numbers are not the run's own)."""
+        trained = self.card["dataset"]["card"]
+        versions: dict[object, int] = {}
+        for f in files:
+            card = file_info(f, self.cfg.data.objects).card
+            classes = list(card.get("classes", []))
+            if card.get("name") != trained["name"] or classes != list(self.classes):
+                raise UserError(
+                    f"{f} holds dataset '{card.get('name')}' (classes {', '.join(map(str, classes))}), but {self.path} "
+                    f"was trained on dataset '{trained['name']}' (classes {', '.join(self.classes)}); pass shards of "
+                    f"'{trained['name']}' with --data"
+                )
+            if card.get("version") != trained.get("version"):
+                versions[card.get("version")] = versions.get(card.get("version"), 0) + 1
+        return [
+            f"{n} shard(s) of the data are card version {v} of '{trained['name']}', but {self.path} was trained on "
+            f"card version {trained.get('version')}; the metrics are not comparable with the run's own"
+            for v, n in versions.items()
+        ]
 
     def stream(self, files: list[Path]) -> JetStream:
         return JetStream(files, self.spec, len(self.classes), self.norm)

@@ -1,5 +1,7 @@
 """Writing a run directory (for `ai4hep train`): the config, the preprocessing computed once and reused on resume,
-and the model card, each written whole."""
+and the model card, each written whole. A new run directory is created only once its inputs are checked
+(check_dir, then preprocessing, then prepare_dir), so bad input leaves no folder that would refuse the corrected
+rerun."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ai4hep.atomic import atomic_path
+from ai4hep.atomic import atomic_path, check_target, make_dir
 from ai4hep.data.loader import (
     InputSpec,
     JetStream,
@@ -24,21 +26,36 @@ from ai4hep.run.config import TrainConfig
 from ai4hep.run.layout import CARD, CONFIG, PREPROCESSING, write_json_atomic
 
 
-def prepare_dir(out: Path, cfg: TrainConfig) -> None:
-    """Create the run directory with its config, or check that an existing one holds the same config (resume)."""
-    text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+def _config_text(cfg: TrainConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def check_dir(out: Path, cfg: TrainConfig) -> bool:
+    """Whether `out` holds a run of this same config (a resume); writes nothing. Another config, a folder of other
+    files, a file, or a place that cannot be written is an error."""
+    check_target(out, "--out")
     saved = out / CONFIG
     if saved.exists():
-        if saved.read_text() != text:
+        if saved.read_text() != _config_text(cfg):
             raise UserError(
                 f"{out} holds a run with a different config; pick a new --out, or delete {out} to start over"
             )
-        return
+        return True
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not an ai4hep run directory; pick a new --out")
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(saved) as tmp:
-        tmp.write_text(text)
+    return False
+
+
+def prepare_dir(out: Path, cfg: TrainConfig, pre: dict) -> None:
+    """Create the run directory with its config and preprocessing (after check_dir and the inputs' checks); a resumed
+    run keeps the files it has."""
+    make_dir(out)
+    saved = out / CONFIG
+    if not saved.exists():
+        with atomic_path(saved) as tmp:
+            tmp.write_text(_config_text(cfg))
+    if not (out / PREPROCESSING).exists():
+        write_json_atomic(out / PREPROCESSING, pre)
 
 
 def finished_card(out: Path) -> dict | None:
@@ -73,7 +90,8 @@ def dataset_meta(splits: Splits, objects: str) -> dict:
 
 
 def preprocessing(out: Path, cfg: TrainConfig, spec: InputSpec, splits: Splits, meta: dict, n_classes: int) -> dict:
-    """Computed once per run and reused on resume, so a resumed run normalises exactly as it began."""
+    """Computed once per run (a pass over the training split, which checks its values) and reused on resume, so a
+    resumed run normalises exactly as it began. Written by prepare_dir."""
     path = out / PREPROCESSING
     if path.exists():
         return json.loads(path.read_text())
@@ -92,7 +110,6 @@ def preprocessing(out: Path, cfg: TrainConfig, spec: InputSpec, splits: Splits, 
         "class_weights": weights.tolist(),
         "normalisation": norm.to_dict(),
     }
-    write_json_atomic(path, pre)
     return pre
 
 
