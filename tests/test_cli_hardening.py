@@ -18,6 +18,8 @@ from ai4hep.cli import main
 from ai4hep.data.inspect import dataset_files
 from ai4hep.data.schema import GROUPS, content_hash, read_shard
 
+from .test_train_errors import _config
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -30,24 +32,6 @@ def _fails(capsys: pytest.CaptureFixture, args: list, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], lines[0]
     return lines[0]
-
-
-def _config(tmp: Path, data: Path, name: str = "c.yaml", **over) -> Path:
-    raw = {
-        "seed": 1,
-        "data": {"paths": [str(data)], "jet_features": ["mass", "tau32"], "batch_size": 32},
-        "model": {"name": "mlp", "params": {"hidden": [8]}},
-        "trainer": {"max_epochs": 1, "threads": 1},
-    }
-    for key, value in over.items():
-        section, _, field = key.partition("__")
-        if field:
-            raw[section][field] = value
-        else:
-            raw[section] = value
-    path = tmp / name
-    path.write_text(yaml.safe_dump(raw))
-    return path
 
 
 def _edit_jets(path: Path, change, rehash: bool) -> None:

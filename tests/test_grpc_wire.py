@@ -16,7 +16,8 @@ import grpc
 import pytest
 from hpack import Decoder, Encoder
 
-from ai4hep.serve.grpc_wire import MAX_STREAMS, Call, Http2Server, RpcError, Status
+from ai4hep.serve.grpc_wire import MAX_STREAMS, STREAM_WINDOW, Call, Http2Server, RpcError, Status
+from ai4hep.serve.limits import Limits, Registry
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 LIMIT = 4 * 2**20
@@ -46,7 +47,7 @@ ROUTES = {"/t.S/Echo": echo, "/t.S/Fail": fail, "/t.S/Boom": boom, "/t.S/Slow": 
 class Running:
     """An Http2Server on its own event loop thread, as `ai4hep serve` runs it."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: Registry | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -55,7 +56,7 @@ class Running:
         self.refusals: list[str] = []
 
         async def start() -> Http2Server:
-            server = Http2Server(ROUTES, LIMIT, self.refusals.append, "t.S")
+            server = Http2Server(ROUTES, LIMIT, self.refusals.append, "t.S", registry)
             await server.start(sock)
             return server
 
@@ -258,3 +259,55 @@ def test_shutdown_finishes_open_calls_and_refuses_new_ones() -> None:
     with grpc.insecure_channel(f"127.0.0.1:{r.port}") as channel, pytest.raises(grpc.RpcError) as err:
         channel.unary_unary("/t.S/Echo")(b"", timeout=5)
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_large_message_gets_its_window_once_the_byte_budget_has_room() -> None:
+    """Each call may send its first 64 KiB; its size prefix asks the byte budget for the whole message. With room
+    for one 3 MiB message per connection, the first call gets the window for the rest at once, the second only
+    once the first is answered. A client that sends beyond a window is cut off with FLOW_CONTROL_ERROR."""
+    r = Running(Registry(Limits(connection_bytes=3 * 2**20 + 5, total_bytes=16 * 2**20)))
+    try:
+        c = Raw(r.port, settings=((4, 2**31 - 1),))  # the client's own windows: wide open for the echoes
+        c.sock.sendall(frame(8, 0, 0, (2**31 - 1 - 65535).to_bytes(4, "big")))
+        data = message(bytes(range(256)) * (3 * 2**12))
+        for sid in (1, 3):
+            c.sock.sendall(frame(1, 0x4, sid, c.block("/t.S/Echo")) + frame(0, 0, sid, data[:STREAM_WINDOW]))
+
+        def window_update(sid: int) -> int:
+            while (f := c.read())[0] != 8 or f[2] != sid:
+                pass
+            return int.from_bytes(f[3], "big")
+
+        def rest(sid: int) -> None:  # the message after its first window, in frames of at most 1 MiB
+            tail = data[STREAM_WINDOW:]
+            pieces = [tail[i : i + 2**20] for i in range(0, len(tail), 2**20)]
+            c.sock.sendall(b"".join(frame(0, 0x1 if p is pieces[-1] else 0, sid, p) for p in pieces))
+
+        def frames_within(seconds: float) -> list:
+            got, deadline = [], time.monotonic() + seconds
+            c.sock.settimeout(0.1)
+            while time.monotonic() < deadline:
+                try:
+                    got.append(c.read())
+                except TimeoutError:
+                    continue
+            c.sock.settimeout(10)
+            return got
+
+        assert window_update(1) == len(data) - STREAM_WINDOW
+        later = frames_within(0.5)
+        assert not [f for f in later if f[0] == 8 and f[2] == 3], (
+            "the second call got a window while the first holds the budget"
+        )
+        rest(1)
+        assert window_update(3) == len(data) - STREAM_WINDOW  # the first call's echo went before this
+        rest(3)
+        assert c.response(3)["data"] == data
+
+        d = Raw(r.port)
+        d.sock.sendall(frame(1, 0x4, 1, d.block("/t.S/Echo")) + frame(0, 0, 1, message(b"\0" * 2**17)))
+        while (f := d.read())[0] != 7:
+            pass
+        assert int.from_bytes(f[3][4:8], "big") == 0x3 and b"flow-control window" in f[3][8:], f
+    finally:
+        r.close()

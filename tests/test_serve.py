@@ -587,6 +587,29 @@ def test_padding_is_cut_to_the_longest_jet_where_outputs_allow(repository: Path,
         load_repository(repo)
 
 
+def test_object_count_is_capped_at_the_exports_max_objects(server: Server, repository: Path, runs) -> None:
+    """The export carries the run's preprocessing into config.pbtxt; its max_objects (40 for the DIPS config) caps
+    the objects per jet a request may send: one more is 400 / INVALID_ARGUMENT, before the model runs."""
+    config = text_format.Parse((repository / "dips" / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    cap = json.loads(config.parameters["ai4hep.preprocessing"].string_value)["max_objects"]
+    feed = _inputs(runs["dips"], 2)
+    h, g = thttp.InferenceServerClient(server.http), tgrpc.InferenceServerClient(server.grpc)
+    pad = cap + 1 - feed["objects"].shape[1]
+    assert pad > 0
+    over = {
+        **feed,
+        "objects": np.pad(feed["objects"], ((0, 0), (0, pad), (0, 0))),
+        "mask": np.pad(feed["mask"], ((0, 0), (0, pad))),
+    }
+    for client, inputs, code in ((h, _http_inputs, "400"), (g, _grpc_inputs, "StatusCode.INVALID_ARGUMENT")):
+        with pytest.raises(
+            InferenceServerException, match=f"takes at most {cap} .the max_objects it was trained"
+        ) as err:
+            client.infer("dips", inputs(over))
+        assert err.value.status() == code
+        assert client.infer("dips", inputs(feed)).as_numpy("probs").shape == (2, 3)
+
+
 def test_model_names_cannot_escape_the_repository(server: Server, repository: Path) -> None:
     h, g = thttp.InferenceServerClient(server.http), tgrpc.InferenceServerClient(server.grpc)
     outside = repository.parent / "outside"  # a valid model folder next to the repository

@@ -11,7 +11,7 @@ import yaml
 from ai4hep.cli import main
 
 
-def _config(tmp: Path, data: Path, **over) -> Path:
+def _config(tmp: Path, data: Path, name: str = "c.yaml", **over) -> Path:
     raw = {
         "seed": 1,
         "data": {"paths": [str(data)], "jet_features": ["mass", "tau32"], "batch_size": 32},
@@ -24,7 +24,7 @@ def _config(tmp: Path, data: Path, **over) -> Path:
             raw[section][field] = value
         else:
             raw[section] = value
-    path = tmp / "c.yaml"
+    path = tmp / name
     path.write_text(yaml.safe_dump(raw))
     return path
 

@@ -20,12 +20,43 @@ def serve_cmd(
     threads: int = typer.Option(0, "--threads", min=0, help="onnxruntime intra-op threads (0: one per core)."),
     drain_timeout: float = typer.Option(30.0, "--drain-timeout", min=0.0, help="Seconds to finish in-flight work."),
     spin: bool = typer.Option(True, "--spin/--no-spin", help="Let idle onnxruntime threads spin (its default)."),
+    header_timeout: float = typer.Option(30.0, "--header-timeout", help="Seconds for a request's line and headers."),
+    body_timeout: float = typer.Option(60.0, "--body-timeout", help="Seconds for a request body, once it is read."),
+    idle_timeout: float = typer.Option(300.0, "--idle-timeout", help="Close connections idle this long (0: never)."),
+    max_connections: int = typer.Option(
+        None, "--max-connections", help="Open connections, both ports (default: the file limit less 96, at most 4096)."
+    ),
+    max_connection_mb: float = typer.Option(
+        None, "--max-connection-mb", help="Request bytes in flight per connection (default: --max-request-mb)."
+    ),
+    max_inflight_mb: float = typer.Option(256.0, "--max-inflight-mb", help="Request bytes in flight in total."),
+    follow_links: bool = typer.Option(
+        False, "--follow-links", help="Serve model folders or files linked from outside the repository."
+    ),
 ) -> None:
     """Serve ONNX models over the Open Inference Protocol (Triton/KServe v2), HTTP and gRPC, until SIGTERM."""
     require("serve", "'ai4hep serve'")
     from ai4hep.serve.server import serve
 
-    serve(repository, host, http_port, grpc_port, token, max_request_mb, threads, drain_timeout, _echo_flush, spin)
+    serve(
+        repository,
+        host,
+        http_port,
+        grpc_port,
+        token,
+        max_request_mb,
+        threads,
+        drain_timeout,
+        _echo_flush,
+        spin,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
+        max_connection_mb=max_connection_mb,
+        max_inflight_mb=max_inflight_mb,
+        follow_links=follow_links,
+    )
 
 
 def _echo_flush(line: str) -> None:

@@ -15,9 +15,12 @@ SERVER_NAME = "ai4hep"
 EXTENSIONS = ["binary_tensor_data", "statistics", "model_configuration", "model_repository"]
 
 
-def load_repository(repository: Path, threads: int = 0, spin: bool = True) -> list[LoadedModel]:
+def load_repository(
+    repository: Path, threads: int = 0, spin: bool = True, follow_links: bool = False
+) -> list[LoadedModel]:
     """Every model version the repository's version policies select, with its onnxruntime session."""
-    return [LoadedModel(src, v, path, threads, spin) for src in scan(repository) for v, path in src.versions.items()]
+    sources = scan(repository, follow_links)
+    return [LoadedModel(src, v, path, threads, spin) for src in sources for v, path in src.versions.items()]
 
 
 class Engine:

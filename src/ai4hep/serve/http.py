@@ -79,6 +79,8 @@ def _requested(model, request: dict) -> list[tuple[int, bool]]:
     for o in wanted:
         index = output_index(model, o.get("name") if isinstance(o, dict) else None)
         p = o.get("parameters") or {}
+        if not isinstance(p, dict):
+            raise InferError(f"output '{o['name']}': 'parameters' must be an object, got {type(p).__name__}")
         if "classification" in p:
             raise InferError("the classification extension is not supported; request the output tensor", "unsupported")
         chosen.append((index, bool(p.get("binary_data", default))))
@@ -97,6 +99,8 @@ def decode(model, body: bytes, header_length: str | None) -> tuple[dict, dict[st
         request = json.loads(body[:end])
     except (ValueError, UnicodeDecodeError) as exc:
         raise InferError(f"malformed JSON in the inference request: {exc}") from None
+    except RecursionError:
+        raise InferError("malformed JSON in the inference request: nested too deeply") from None
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
         raise InferError("the inference request must be a JSON object with an 'inputs' list")
     feed: dict[str, np.ndarray] = {}
@@ -108,7 +112,9 @@ def decode(model, body: bytes, header_length: str | None) -> tuple[dict, dict[st
         name, shape = t.get("name"), t.get("shape")
         spec, batch = check_input(model, feed, name, t.get("datatype"), shape, batch)
         params = t.get("parameters") or {}
-        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if not isinstance(params, dict):
+            raise InferError(f"input '{name}': 'parameters' must be an object, got {type(params).__name__}")
+        size = params.get("binary_data_size")
         if size is not None:
             if type(size) is not int or size < 0:
                 raise InferError(f"input '{name}': binary_data_size must be a non-negative integer")

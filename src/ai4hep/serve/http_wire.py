@@ -10,7 +10,9 @@ Limits: the request line and headers together at most MAX_HEAD_BYTES (431 beyond
 bytes, after decompression too. An oversized body is read and dropped, then the handler answers it (with
 `Request.too_large` set, so that it can say which limit and count it), and the connection stays usable; with
 `Expect: 100-continue` the answer comes before the body and the connection closes. Malformed HTTP gets a 400 and
-the connection closes. No idle timeout: grid jobs keep their connections open between batches.
+the connection closes. The timeouts, the connection cap and the budget of body bytes in flight are those of
+ai4hep.serve.limits: a body that does not fit the budget is not read (the connection stops being read) until it
+does. A client that shuts down its write side after sending requests still gets all their answers.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 
 import httptools
+
+from ai4hep.serve.limits import SMALL, Account, Registry, WriteWatch, listen
 
 MAX_HEAD_BYTES = 64 * 1024
 PIPELINE_DEPTH = 16  # queued requests per connection before it stops reading
@@ -71,14 +75,15 @@ class HttpServer:
     handler: Handler
     max_body: int
     refused: Callable[[str], None] = lambda kind: None  # counts what the protocol layer refuses itself
+    registry: Registry = field(default_factory=Registry)  # limits, budget and connection cap (shared with gRPC)
     connections: set[_Connection] = field(default_factory=set)
     draining: bool = False
     _server: asyncio.AbstractServer | None = None
     _all_closed: asyncio.Event | None = None
 
     async def start(self, sock) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), sock=sock)
+        self.registry.start()
+        self._server = await listen(lambda: _Connection(self), sock)
 
     def abort(self) -> None:
         """Cut every connection, answered or not: the end of the drain timeout, or a second signal."""
@@ -106,6 +111,7 @@ class HttpServer:
                 self.abort()
         if self._server is not None:
             await self._server.wait_closed()
+        self.registry.stop()
 
 
 class _Connection(asyncio.Protocol):
@@ -114,13 +120,28 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, server: HttpServer) -> None:
         self.server = server
+        self.loop = asyncio.get_running_loop()
+        self.registry = server.registry
+        self.limits = server.registry.limits
+        self.budget = server.registry.budget
+        self.account = Account(self.limits.connection_bytes)
         self.parser = httptools.HttpRequestParser(self)
-        self.queue: deque[tuple[Request | Response, bool]] = deque()  # with keep-alive; a Response is ready made
+        # (request or ready-made response, keep-alive, body bytes it holds in the budget)
+        self.queue: deque[tuple[Request | Response, bool, int]] = deque()
         self.busy = False  # self.task is answering the queue
         self.task: asyncio.Task | None = None
         self.in_message = False  # between a request's first byte and its last
+        self.head_done = False  # the current request's headers are complete
         self.stopped = False  # no more input is read: closing after the queued answers
-        self.paused = False
+        self.eof = False  # the client shut down its write side
+        self.paused = False  # PIPELINE_DEPTH requests wait: not read further
+        self.waiting: list | None = None  # the budget ticket of a body that waits to be read
+        self.reading = True  # the transport is being read
+        self.reserved = 0  # budget bytes held by the current request's body
+        self.continue_pending = False  # 100 Continue, sent once the body may be read
+        self.requests = 0
+        self.mark = self.loop.time()  # when the current phase (idle, head, body) began
+        self.watch = WriteWatch(self.mark)
         self.writable: asyncio.Event | None = None  # set while the transport's buffer is low (made on first pause)
         self._start_message()
 
@@ -128,13 +149,33 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         self.transport = transport
+        if not self.registry.admit(self):
+            self.stopped = True
+            self.server.refused("503")
+            message = f"the server holds its limit of {self.limits.max_connections} connections; try again later"
+            self._write(error_response(message, 503), close=True, head_only=False)
+            transport.close()
+            return
         self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.stopped = True
+        for _, _, reserved in self.queue:
+            self.budget.release(self.account, reserved)
         self.queue.clear()
+        self._drop_body()
         self.resume_writing()
+        self.registry.forget(self)
         self.server.forget(self)
+
+    def eof_received(self) -> bool:
+        """The client shut down its write side (it may still read): answer every complete request, then close. An
+        unfinished request is dropped."""
+        self.eof = self.stopped = True
+        self._drop_body()
+        if not self.busy:
+            self.transport.close()
+        return True  # keep the transport open for the answers
 
     def pause_writing(self) -> None:
         """The client is not reading its answers: stop answering (and, once the queue fills, reading) until it does."""
@@ -168,6 +209,9 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.in_message = True
+        self.head_done = False
+        self.requests += 1
+        self.mark = self.loop.time()
         self._start_message()
 
     def on_url(self, url: bytes) -> None:
@@ -192,15 +236,48 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         if self.stopped:
             return
-        length = self.headers.get("content-length", "")
+        self.head_done = True
+        self.mark = self.loop.time()
+        headers = self.headers
+        length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.server.max_body:
             self.too_large = int(length)
-        if self.headers.get("expect", "").lower() == "100-continue":
-            if self.too_large is not None:  # answer now, without the body; the client may not send it at all
+        expect = headers.get("expect", "").lower() == "100-continue"
+        if self.too_large is not None:
+            if expect:  # answer now, without the body; the client may not send it at all
                 self._enqueue(self._request(b""), keep_alive=False)
                 self.stopped = True
-            else:
+            return  # the body is read and dropped: it holds no memory
+        if length.isdigit():
+            need = int(length)
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            need = self.server.max_body  # unknown length: the most it may be (settled when it is complete)
+        else:
+            need = 0
+        if need <= SMALL:
+            self.budget.force(self.account, need)
+            self.reserved = need
+        elif self.budget.take(self.account, need):
+            self.reserved = need
+        else:  # not read until the budget has room: the client waits on TCP back-pressure
+            ticket = self.budget.wait(self.account, need, lambda: self._granted(need))
+            if not self.reserved:
+                self.waiting = ticket
+                self.continue_pending = expect
+                self._set_reading()
+                return
+        if expect:
+            self.transport.write(_CONTINUE)
+
+    def _granted(self, need: int) -> None:
+        self.waiting = None
+        self.reserved = need
+        self.mark = self.loop.time()  # the body's clock starts once it may be read
+        if self.continue_pending:
+            self.continue_pending = False
+            if not self.transport.is_closing():
                 self.transport.write(_CONTINUE)
+        self._set_reading()
 
     def on_body(self, chunk: bytes) -> None:
         self.size += len(chunk)
@@ -217,15 +294,39 @@ class _Connection(asyncio.Protocol):
             return
         body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
         self.chunks = []
+        if self.waiting is not None:  # the whole body came in the same read that made it wait: it is in memory
+            self.budget.cancel(self.waiting)
+            self.waiting = None
+            self._set_reading()
         encoding = self.headers.get("content-encoding", "identity").lower()
         keep_alive = self.parser.should_keep_alive()
         if encoding != "identity" and body and self.too_large is None:
             inflated = self._decompress(body, encoding)
             if isinstance(inflated, Response):
+                self._settle(0)
                 self._enqueue(inflated, keep_alive)
                 return
             body = inflated
-        self._enqueue(self._request(body), keep_alive)
+        held = self._settle(len(body))
+        self._enqueue(self._request(body), keep_alive, held)
+
+    def _settle(self, size: int) -> int:
+        """The current body's budget share, set to the bytes it actually holds; returned, and the body's own
+        share handed to the queued request."""
+        if size > self.reserved:
+            self.budget.force(self.account, size - self.reserved)
+        else:
+            self.budget.release(self.account, self.reserved - size)
+        self.reserved = 0
+        return size
+
+    def _drop_body(self) -> None:
+        """Give back what the current, unfinished body holds."""
+        self.budget.cancel(self.waiting)
+        self.waiting = None
+        self.budget.release(self.account, self.reserved)
+        self.reserved = 0
+        self.chunks = []
 
     # answering
 
@@ -258,14 +359,26 @@ class _Connection(asyncio.Protocol):
             return b""
         return out
 
-    def _enqueue(self, item: Request | Response, keep_alive: bool) -> None:
-        self.queue.append((item, keep_alive))
+    def _set_reading(self) -> None:
+        """Read the socket unless PIPELINE_DEPTH requests wait or a body waits for the byte budget."""
+        want = not (self.paused or self.waiting is not None)
+        if want == self.reading or self.transport.is_closing():
+            return
+        self.reading = want
+        if want:
+            self.mark = self.loop.time()  # time not read does not count against the client's timeouts
+            self.transport.resume_reading()
+        else:
+            self.transport.pause_reading()
+
+    def _enqueue(self, item: Request | Response, keep_alive: bool, held: int = 0) -> None:
+        self.queue.append((item, keep_alive, held))
         if len(self.queue) >= PIPELINE_DEPTH and not self.paused:
             self.paused = True
-            self.transport.pause_reading()
+            self._set_reading()
         if not self.busy:
             self.busy = True
-            self.task = asyncio.get_running_loop().create_task(self._answer())  # held: the loop keeps weak refs
+            self.task = self.loop.create_task(self._answer())  # held: the loop keeps weak refs
 
     async def _answer(self) -> None:
         while self.queue:
@@ -273,7 +386,7 @@ class _Connection(asyncio.Protocol):
                 await self.writable.wait()
                 if not self.queue:
                     break
-            item, keep_alive = self.queue.popleft()
+            item, keep_alive, held = self.queue.popleft()
             if isinstance(item, Response):
                 response, head_only = item, False
             else:
@@ -283,17 +396,27 @@ class _Connection(asyncio.Protocol):
                 except Exception as exc:  # a bug, not a bad request: answer in the protocol's shape, keep serving
                     log.exception("internal error on %s %s", item.method, item.path)
                     response = error_response(f"internal server error ({exc.__class__.__name__}: {exc})", 500)
+                finally:
+                    self.budget.release(self.account, held)
+                item.body = b""  # the request is answered: its body is no longer held here
             if self.paused and len(self.queue) < PIPELINE_DEPTH // 2:
                 self.paused = False
-                self.transport.resume_reading()
-            last = not keep_alive or (self.server.draining and not self.queue and not self.in_message)
+                self._set_reading()
+            last = (
+                not keep_alive
+                or (self.server.draining and not self.queue and not self.in_message)
+                or (self.eof and not self.queue)
+            )
             self._write(response, close=last, head_only=head_only)
             if last:
+                for _, _, reserved in self.queue:
+                    self.budget.release(self.account, reserved)
                 self.queue.clear()
                 self.stopped = True
                 self.transport.close()
                 break
         self.busy = False
+        self.mark = self.loop.time()  # idle from here
         if self.stopped and not self.transport.is_closing():
             self.transport.close()
 
@@ -301,8 +424,9 @@ class _Connection(asyncio.Protocol):
         """A protocol-level error: answered after what is already queued, then the connection closes."""
         self.server.refused(str(status))
         self.stopped = True
+        self._drop_body()
         if self.busy:
-            self.queue.append((error_response(message, status), False))
+            self.queue.append((error_response(message, status), False, 0))
             return
         self._write(error_response(message, status), close=True, head_only=False)
         self.transport.close()
@@ -311,6 +435,49 @@ class _Connection(asyncio.Protocol):
         if not self.busy and not self.in_message:
             self.stopped = True
             self.transport.close()
+
+    # limits (ai4hep.serve.limits): the registry's sweep calls these
+
+    def idle_since(self) -> float | None:
+        if self.busy or self.in_message or self.queue:
+            return None
+        return self.mark
+
+    def evict(self) -> None:
+        """Closed to make room for a new connection (it was the longest idle one)."""
+        self.stopped = True
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()
+        else:
+            self.transport.close()
+
+    def sweep(self, now: float) -> None:
+        limits = self.limits
+        if self.watch.stalled(self.transport, now, limits.idle_timeout):
+            self.stopped = True  # the client has read nothing of its answers for idle_timeout
+            self.transport.abort()
+            return
+        if self.stopped or not self.reading:
+            return  # closing, or not read by the server's own choice: no client timeout runs
+        if self.in_message:
+            if not self.head_done:
+                if limits.header_timeout and now - self.mark > limits.header_timeout:
+                    self._refuse(
+                        408,
+                        f"the request line and headers did not arrive within {limits.header_timeout:g} s "
+                        "(the server's --header-timeout)",
+                    )
+            elif limits.body_timeout and now - self.mark > limits.body_timeout:
+                self._refuse(
+                    408,
+                    f"the request body did not arrive in full within {limits.body_timeout:g} s (the server's "
+                    f"--body-timeout; {self.size} bytes came)",
+                )
+        elif not self.busy and not self.queue:
+            limit = limits.header_timeout if self.requests == 0 else limits.idle_timeout
+            if limit and now - self.mark > limit:
+                self.stopped = True  # a silent new connection, or a kept-alive one idle too long
+                self.transport.close()
 
     def _write(self, r: Response, close: bool, head_only: bool) -> None:
         if self.transport.is_closing():

@@ -10,6 +10,7 @@ hand-off would have cost.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +26,8 @@ from ai4hep.serve.tensors import ONNX, InferError, TensorSpec, config_datatype
 INLINE_NS = 100_000
 IDLE_DISPATCH_KEY = "ai4hep.idle_dispatch"  # see ai4hep.serve.batcher
 THREAD_KEYS = ("intra_op_thread_count", "inter_op_thread_count")  # the keys Triton's onnxruntime backend reads
+MAX_OBJECTS_KEY = "ai4hep.max_objects"  # overrides the object cap taken from the training's preprocessing
+PREPROCESSING_KEY = "ai4hep.preprocessing"  # written by 'ai4hep export triton' (and in the ONNX file's metadata)
 
 
 def _bool_parameter(config, key: str, where: str, default: bool) -> bool:
@@ -43,6 +46,27 @@ def _int_parameter(config, key: str, where: str) -> int | None:
     if not value.isdigit():
         raise UserError(f"{where}: parameter {key} must be a whole number of threads, got '{value}'")
     return int(value)
+
+
+def object_cap(config, metadata: dict[str, str], where: str) -> tuple[int | None, str]:
+    """The most objects a request may send per jet, and where that number comes from: config.pbtxt's
+    `ai4hep.max_objects`, else `max_objects` of the training's preprocessing (config.pbtxt parameter
+    `ai4hep.preprocessing`, else the ONNX file's metadata). None: the model states none, nothing is capped."""
+    if MAX_OBJECTS_KEY in config.parameters:
+        value = config.parameters[MAX_OBJECTS_KEY].string_value.strip()
+        if not value.isdigit() or int(value) < 1:
+            raise UserError(f"{where}: parameter {MAX_OBJECTS_KEY} must be a positive whole number, got '{value}'")
+        return int(value), f"parameter {MAX_OBJECTS_KEY} in its config.pbtxt"
+    texts = (config.parameters[PREPROCESSING_KEY].string_value if PREPROCESSING_KEY in config.parameters else "",
+             metadata.get(PREPROCESSING_KEY, ""))  # fmt: skip
+    for text in texts:
+        try:
+            n = json.loads(text).get("max_objects") if text else None
+        except (ValueError, AttributeError, RecursionError):
+            n = None
+        if type(n) is int and n > 0:
+            return n, f"the max_objects it was trained with; parameter {MAX_OBJECTS_KEY} in config.pbtxt changes it"
+    return None, ""
 
 
 def session_options(config, threads: int, where: str, spin: bool = True):
@@ -139,6 +163,13 @@ class LoadedModel:
         )
         self.input_map = {s.name: s for s in self.inputs}
         self.output_map = {s.name: s for s in self.outputs}
+        # The object axes (dynamic, after the batch axis) of each input, capped at max_objects per request.
+        metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.max_objects, self.max_objects_source = object_cap(self.config, metadata, where)
+        first = 1 if batching else 0
+        self.object_axes = {
+            s.name: tuple(i + first for i, d in enumerate(s.dims) if d == -1) for s in self.inputs
+        } if self.max_objects is not None else {}  # fmt: skip
         self.output_names = [s.name for s in self.outputs]
         self.trim = load_trim(
             self.config, self.inputs, self.outputs, batching, lambda f: self.session.run(self.output_names, f), where

@@ -20,7 +20,9 @@ from ai4hep.errors import UserError
 from ai4hep.serve.tensors import TensorSpec
 
 TRIM_KEY = "ai4hep.trim_padding"
-PROBE_OBJECTS, PROBE_REAL = 12, 7  # the probe's padded length and its real objects
+# The probe's padded length and its jets' real objects: the second jet is short, so padding follows its objects
+# even after the cut (a model that lets padded slots into a kNN graph or a mean shows it there).
+PROBE_OBJECTS, PROBE_REAL, PROBE_SHORT = 12, 7, 2
 TOLERANCE = 1e-4
 BUCKET_OBJECTS = 16  # requests batched together differ by less than this in their cut length
 
@@ -90,8 +92,8 @@ class PaddingTrim:
         return out
 
     def probe(self, run, inputs: list[TensorSpec], batching: bool) -> float:
-        """Largest relative change of any output when a probe batch (2 jets, PROBE_REAL real objects padded to
-        PROBE_OBJECTS) is cut: random inputs, zeros in the padding, as ai4hep's loader pads."""
+        """Largest relative change of any output when a probe batch (2 jets, PROBE_REAL and PROBE_SHORT real objects
+        padded to PROBE_OBJECTS) is cut: random inputs, zeros in the padding, as ai4hep's loader pads."""
         rng = np.random.default_rng(0)
         axes = dict(self.cut)
         feed = {}
@@ -103,6 +105,8 @@ class PaddingTrim:
             if spec.name == self.mask:
                 values = np.zeros(shape, bool)
                 values[..., :PROBE_REAL] = True
+                if batching:
+                    values[1, ..., PROBE_SHORT:] = False
             elif spec.datatype == "BOOL":
                 values = np.ones(shape, bool)
             elif spec.dtype.kind == "f":
@@ -114,6 +118,9 @@ class PaddingTrim:
                     index = [slice(None)] * len(shape)
                     index[axis] = slice(PROBE_REAL, None)
                     values[tuple(index)] = 0
+                    if batching:
+                        index[0], index[axis] = 1, slice(PROBE_SHORT, None)
+                        values[tuple(index)] = 0
             feed[spec.name] = values
         full, cut = run(feed), run(self.apply(feed))
         return max(
@@ -149,7 +156,7 @@ def load_trim(
         what = f"change by up to {change:.2g} (relative)"
     except Exception as exc:  # onnxruntime's own exception types: the model does not run cut at all
         change, what = float("inf"), f"cannot be computed ({(str(exc).strip().splitlines() or ['?'])[0]})"
-    if change > TOLERANCE:
+    if not change <= TOLERANCE:  # NaN too: outputs that are not numbers are never cut
         print(
             f"ai4hep serve: warning: {where}: its outputs {what} when padded objects are cut off, so it is served "
             f"uncut; remove parameter {TRIM_KEY} from its config.pbtxt",

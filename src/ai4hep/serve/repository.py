@@ -71,6 +71,16 @@ def parse_config(path: Path, name: str):
     return config
 
 
+def _inside(path: Path, root: Path, repository: Path) -> None:
+    """Refuse a path that resolves (through links) outside the repository."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root):
+        raise UserError(
+            f"{path} links to {resolved}, outside the model repository {repository}; copy the model into the "
+            "repository, or start the server with --follow-links"
+        )
+
+
 def _versions(folder: Path, config) -> dict[int, Path]:
     """Numeric version folders holding the model file, filtered by the version policy (default: the latest one)."""
     found = {
@@ -96,14 +106,17 @@ def _versions(folder: Path, config) -> dict[int, Path]:
     return {v: found[v] for v in sorted(found)[-n:]}
 
 
-def scan(repository: Path) -> list[ModelSource]:
-    """Every model folder of the repository, checked; hidden entries and loose files are skipped."""
+def scan(repository: Path, follow_links: bool = False) -> list[ModelSource]:
+    """Every model folder of the repository, checked; hidden entries and loose files are skipped. A model folder,
+    config.pbtxt, version folder or model file that links to a place outside the repository is refused unless
+    `follow_links` (links within it are fine; so is a repository path that is itself a link)."""
     repository = Path(repository)
     if not repository.is_dir():
         raise UserError(
             f"model repository {repository} is not a folder; write one with 'ai4hep export triton RUN --repository "
             f"{repository}'"
         )
+    root = repository.resolve()
     sources = []
     for folder in sorted(repository.iterdir()):
         if folder.name.startswith(".") or not folder.is_dir():
@@ -112,10 +125,19 @@ def scan(repository: Path) -> list[ModelSource]:
             why = "a reserved name" if folder.name in RESERVED else NAME_RULE
             raise UserError(f"model folder '{folder.name}' in {repository}: {why}; rename it")
         config_file = folder / "config.pbtxt"
+        if not follow_links:
+            _inside(folder, root, repository)
         if not config_file.is_file():
             raise UserError(f"{folder} has no config.pbtxt; write the model with 'ai4hep export triton'")
+        if not follow_links:
+            _inside(config_file, root, repository)
         config = parse_config(config_file, folder.name)
-        sources.append(ModelSource(folder.name, config, _versions(folder, config)))
+        versions = _versions(folder, config)
+        if not follow_links:
+            for model_file in versions.values():
+                _inside(model_file.parent, root, repository)
+                _inside(model_file, root, repository)
+        sources.append(ModelSource(folder.name, config, versions))
     if not sources:
         raise UserError(f"model repository {repository} holds no models; add one with 'ai4hep export triton'")
     return sources

@@ -2,7 +2,8 @@
 
 SIGTERM or Ctrl-C: readiness turns false, the listening sockets close, the batchers dispatch what they hold without
 waiting for company, and in-flight requests finish (up to the drain timeout) before the process exits 0. A second
-signal stops without waiting.
+signal stops without waiting. Both front ends share one ai4hep.serve.limits.Registry: the timeouts, the connection cap
+and the byte budget hold over both ports together.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from ai4hep.errors import UserError
 from ai4hep.extras import require
 from ai4hep.serve.engine import Engine, load_repository
+from ai4hep.serve.limits import Limits, default_max_connections
 
 
 def is_loopback(host: str) -> bool:
@@ -51,21 +53,26 @@ async def _serve(
     max_request_bytes: int,
     drain_timeout: float,
     echo: Callable[[str], None],
+    limits: Limits | None = None,
 ) -> None:
     from ai4hep.serve.grpc_service import SERVICE, routes
     from ai4hep.serve.grpc_wire import Http2Server
     from ai4hep.serve.http import HttpFrontEnd
     from ai4hep.serve.http_wire import HttpServer
+    from ai4hep.serve.limits import Registry
 
     loop = asyncio.get_running_loop()
+    registry = Registry(limits)
     engine.start()
     http_sock = _listen(host, http_port, "--http-port")
     grpc_sock = _listen(host, grpc_port, "--grpc-port")
     front = HttpFrontEnd(engine, max_request_bytes)
-    http = HttpServer(front.handle, max_request_bytes, lambda kind: engine.refused("http", kind))
+    http = HttpServer(front.handle, max_request_bytes, lambda kind: engine.refused("http", kind), registry)
     await http.start(http_sock)
     http_bound = http_sock.getsockname()[1]
-    grpc = Http2Server(routes(engine), max_request_bytes, lambda kind: engine.refused("grpc", kind), SERVICE.full_name)
+    grpc = Http2Server(
+        routes(engine), max_request_bytes, lambda kind: engine.refused("grpc", kind), SERVICE.full_name, registry
+    )
     await grpc.start(grpc_sock)
     grpc_bound = grpc_sock.getsockname()[1]
 
@@ -109,6 +116,13 @@ def serve(
     drain_timeout: float = 30.0,
     echo: Callable[[str], None] = print,
     spin: bool = True,
+    header_timeout: float = 30.0,
+    body_timeout: float = 60.0,
+    idle_timeout: float = 300.0,
+    max_connections: int | None = None,
+    max_connection_mb: float | None = None,
+    max_inflight_mb: float = 256.0,
+    follow_links: bool = False,
 ) -> None:
     """Load the repository, serve until SIGTERM / Ctrl-C, drain, return."""
     require("serve", "'ai4hep serve'")
@@ -117,6 +131,9 @@ def serve(
             raise UserError(f"{name} {port} is not a port number (0-65535; 0 picks a free port)")
     if max_request_mb <= 0:
         raise UserError("--max-request-mb must be positive")
+    limits = _limits(
+        max_request_mb, header_timeout, body_timeout, idle_timeout, max_connections, max_connection_mb, max_inflight_mb
+    )
     if not is_loopback(host):
         print(
             f"ai4hep serve: warning: listening on {host} lets every host that reaches this machine query the models"
@@ -124,8 +141,40 @@ def serve(
             file=sys.stderr,
             flush=True,
         )
-    engine = Engine(load_repository(Path(repository), threads, spin), token)
+    engine = Engine(load_repository(Path(repository), threads, spin, follow_links), token)
     try:
-        asyncio.run(_serve(engine, host, http_port, grpc_port, int(max_request_mb * 2**20), drain_timeout, echo))
+        max_request = int(max_request_mb * 2**20)
+        asyncio.run(_serve(engine, host, http_port, grpc_port, max_request, drain_timeout, echo, limits))
     finally:
         engine.close()
+
+
+def _limits(
+    max_request_mb: float,
+    header_timeout: float,
+    body_timeout: float,
+    idle_timeout: float,
+    max_connections: int | None,
+    max_connection_mb: float | None,
+    max_inflight_mb: float,
+) -> Limits:
+    """The server's limits from its options, checked (see ai4hep.serve.limits and docs/serving.md, Hardening)."""
+    for name, value in (("--header-timeout", header_timeout), ("--body-timeout", body_timeout)):
+        if value <= 0:
+            raise UserError(f"{name} must be positive (seconds)")
+    if idle_timeout < 0:
+        raise UserError("--idle-timeout must be >= 0 (seconds; 0: idle connections are kept)")
+    if max_connections is not None and max_connections < 1:
+        raise UserError("--max-connections must be at least 1")
+    connection_mb = max_request_mb if max_connection_mb is None else max_connection_mb
+    for name, value in (("--max-connection-mb", connection_mb), ("--max-inflight-mb", max_inflight_mb)):
+        if value < max_request_mb:
+            raise UserError(f"{name} {value:g} is below --max-request-mb {max_request_mb:g}; a request must fit it")
+    return Limits(
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections or default_max_connections(),
+        connection_bytes=int(connection_mb * 2**20) + 5,  # + a gRPC message's 5-byte prefix
+        total_bytes=int(max_inflight_mb * 2**20) + 5,
+    )

@@ -117,7 +117,10 @@ def check_shape(spec: TensorSpec, shape: list, max_batch_size: int) -> int:
 
 def check_input(model, feed: dict, name, datatype, shape, batch: int | None) -> tuple[TensorSpec, int]:
     """What every input of a request is checked for, whatever the protocol: a name the model has, given once, its
-    datatype, its shape, and a batch size that agrees with the inputs before it. Returns its spec and batch size."""
+    datatype, its shape (object axes within the model's max_objects), and a batch size that agrees with the inputs
+    before it. Returns its spec and batch size."""
+    if not isinstance(name, str):
+        raise InferError(f"input names are strings; got {type(name).__name__} {_short(name)}")
     spec = model.input_map.get(name)
     if spec is None:
         raise InferError(f"model '{model.name}' has no input {name!r}; it takes {', '.join(model.input_map)}")
@@ -126,13 +129,26 @@ def check_input(model, feed: dict, name, datatype, shape, batch: int | None) -> 
     if datatype != spec.datatype:
         raise InferError(f"input '{name}' is {datatype!r}; the model expects {spec.datatype}")
     n = check_shape(spec, shape, model.max_batch_size)
+    for axis in model.object_axes.get(name, ()):
+        if shape[axis] > model.max_objects:
+            raise InferError(
+                f"input '{name}' has {shape[axis]} objects per jet (axis {axis} of shape {list(shape)}); model "
+                f"'{model.name}' takes at most {model.max_objects} ({model.max_objects_source}); send fewer objects"
+            )
     if batch is not None and n != batch:
         raise InferError(f"inputs disagree on the batch size ({batch} vs {n} for '{name}')")
     return spec, n
 
 
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def output_index(model, name) -> int:
     """Where a requested output stands in the model's outputs, whatever the protocol."""
+    if not isinstance(name, str):
+        raise InferError(f"output names are strings; got {type(name).__name__} {_short(name)}")
     if name not in model.output_map:
         raise InferError(f"model '{model.name}' has no output {name!r}; it has {', '.join(model.output_names)}")
     return model.output_names.index(name)
@@ -174,15 +190,30 @@ def from_buffer(spec: TensorSpec, shape: list[int], buf, offset: int = 0, size: 
 
 
 def from_values(spec: TensorSpec, shape: list[int], values) -> np.ndarray:
-    """An input sent as a list of numbers (JSON `data`, gRPC typed contents); nested lists are flattened."""
+    """An input sent as a list of numbers (JSON `data`, gRPC typed contents); nested lists are flattened.
+
+    The rule for values: floating-point inputs take NaN and +-Infinity (JSON's NaN / Infinity / -Infinity, which
+    Python's json and tritonclient write), as binary data can carry them; a finite value beyond the datatype's range
+    (1e39 for FP32) is refused rather than turned into infinity, and so is an integer beyond an integer datatype's
+    range (300 for INT8), rather than wrapped."""
     try:
         raw = np.asarray(values)
         kind = raw.dtype.kind
         if raw.size and (kind not in "biuf" or (kind == "f" and spec.dtype.kind != "f")):
             raise TypeError(f"got {raw.dtype} values")
-        arr = raw.astype(spec.dtype, copy=False)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InferError(f"input '{spec.name}': data must be a list of {spec.datatype} values ({exc})") from None
+        with np.errstate(over="ignore", invalid="ignore"):
+            arr = raw.astype(spec.dtype, copy=False)
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        message = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise InferError(f"input '{spec.name}': data must be a list of {spec.datatype} values ({message})") from None
+    if raw.size and arr.dtype != raw.dtype and spec.dtype.kind in "iuf":
+        if spec.dtype.kind == "f":
+            beyond = bool(np.any(np.isinf(arr) & np.isfinite(raw)))
+        else:
+            info = np.iinfo(spec.dtype)
+            beyond = kind in "iu" and (raw.min() < info.min or raw.max() > info.max)
+        if beyond:
+            raise InferError(f"input '{spec.name}': a value lies beyond the range of {spec.datatype}")
     count = element_count(shape)
     if arr.size != count:
         raise InferError(f"input '{spec.name}': {arr.size} values for shape {list(shape)}, which needs {count}")
