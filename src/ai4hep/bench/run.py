@@ -208,9 +208,18 @@ def run_suite(
     if budget not in suite.budgets:
         raise UserError(f"{suite_path}: unknown budget '{budget}'; valid budgets: {', '.join(suite.budgets)}")
     b = suite.budgets[budget]
+    if only:  # checked before any work: a name that matches nothing would generate data and add no record
+        valid = list(dict.fromkeys(name for task in suite.tasks for name in task.configs))
+        unknown = [name for name in only if name not in valid]
+        if unknown:
+            raise UserError(
+                f"--only {', '.join(unknown)} matches no config of {suite_path}; valid names: {', '.join(valid)}"
+            )
     records = []
     with RecordStore(db) as store:  # opened first: a newer schema or an unreachable server fails before any work
         for task in suite.tasks:
+            if only and not any(name in only for name in task.configs):
+                continue  # none of this task's configs is asked for: no data to generate
             data = work / "data" / f"{task.dataset}-{budget}-{b.jets}-{b.shard_size}-{suite.data_seed}"
             summary = generate(
                 task.dataset,
