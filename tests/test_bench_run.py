@@ -25,7 +25,8 @@ def _suite(tmp: Path, **changes) -> Path:
     suite = {
         "name": "tiny",
         "seeds": [1, 2],
-        "budgets": {"small": {"jets": 240, "shard_size": 40, "epochs": 3}},
+        # 160 training jets at the MLP's batch of 32: 5 steps an epoch, so 15 steps are 3 epochs
+        "budgets": {"small": {"jets": 240, "shard_size": 40, "steps": 15, "threads": 1}},
         "tasks": [{"dataset": "top", "configs": [str(ROOT / "configs" / "top_bdt.yaml"), "tiny_mlp.yaml"]}],
     }
     suite.update(changes)
@@ -64,6 +65,43 @@ def test_a_record_per_cell_with_spread_cost_and_provenance(bench: tuple[Path, Pa
     assert (Path(mlp.artifacts) / "model.onnx").is_file() and (Path(mlp.artifacts) / "test_inputs.npz").is_file()
     bdt = Path(next(r for r in records if r.model == "bdt").artifacts)  # BDTs export to ONNX too
     assert (bdt / "model.onnx").is_file() and set(np.load(bdt / "test_inputs.npz")) == {"jet"}
+
+
+def test_a_budget_in_steps_sets_max_steps_and_enough_epochs(bench: tuple[Path, Path]) -> None:
+    _, db = bench
+    with RecordStore(str(db)) as store:
+        records = {r.model: r for r in store.query()}
+    mlp = records["mlp"].config
+    assert mlp["trainer"]["max_steps"] == 15 and mlp["trainer"]["max_epochs"] == 3  # ceil(15 / ceil(160 / 32))
+    assert mlp["data"]["batch_size"] == 32 and mlp["trainer"]["lr"] == 0.001  # the config's: the budget gives none
+    bdt = records["bdt"].config["trainer"]
+    assert bdt["max_steps"] == -1 and bdt["threads"] == 1  # fitted models have no steps, but take the threads
+
+
+def test_cell_config_applies_each_kind_of_budget(bench: tuple[Path, Path]) -> None:
+    from ai4hep.bench.run import _cell_config
+    from ai4hep.bench.suite import Budget
+
+    tmp, _ = bench
+    (data,) = (tmp / "work" / "data").glob("top-*")  # made by the bench fixture: 6 shards, 160 training jets
+    mlp, bdt = ROOT / "configs" / "top_mlp.yaml", ROOT / "configs" / "top_bdt.yaml"
+
+    def cell(config: Path, **budget) -> dict:
+        out = _cell_config(config, data, 7, Budget(jets=240, shard_size=40, **budget), tmp / "cells" / "c.yaml")
+        return yaml.safe_load(out.read_text())
+
+    steps = cell(mlp, steps=100, batch_size=16)  # 10 steps an epoch: 10 epochs
+    assert steps["trainer"] == {"max_epochs": 10, "lr": 0.001, "patience": 5, "max_steps": 100}
+    assert steps["data"]["batch_size"] == 16 and steps["seed"] == 7 and steps["data"]["paths"] == [str(data)]
+    both = cell(mlp, steps=100, epochs=4)  # both given: whichever ends training first
+    assert both["trainer"]["max_steps"] == 100 and both["trainer"]["max_epochs"] == 4
+    epochs = cell(mlp, epochs=30)  # the full budget's meaning: max_epochs only, the config's steps, batch and lr
+    assert epochs["trainer"] == {"max_epochs": 30, "lr": 0.001, "patience": 5} and epochs["data"]["batch_size"] == 256
+    fitted = cell(bdt, steps=100, batch_size=16)  # a BDT has no trainer block, steps or batches to set
+    own = yaml.safe_load(bdt.read_text())["data"]
+    assert "trainer" not in fitted and fitted["data"] == {**own, "paths": [str(data)]}
+    assert cell(bdt, epochs=30, threads=1)["trainer"] == {"threads": 1}
+    assert cell(mlp, steps=100, threads=2)["trainer"]["threads"] == 2
 
 
 def test_report_lists_the_records(bench: tuple[Path, Path]) -> None:
@@ -106,6 +144,17 @@ def test_compare_flags_shifted_metrics_and_changed_onnx_outputs(bench: tuple[Pat
         ({"tasks": [{"dataset": "tops", "configs": ["top_bdt"]}]}, "unknown dataset 'tops'; valid datasets: top"),
         ({"tasks": [{"dataset": "top", "configs": ["no_such_config"]}]}, "config 'no_such_config' not found"),
         ({"budgets": {}}, "the suite has no budgets"),
+        (
+            {"budgets": {"small": {"jets": 240, "shard_size": 40, "step": 15}}},
+            "unknown key 'budgets.small.step'; valid keys here: jets, shard_size, epochs, steps, batch_size, threads",
+        ),
+        ({"budgets": {"small": {"jets": 240, "shard_size": 40}}}, "budgets.small: Value error, give epochs or steps"),
+        ({"budgets": {"small": {"jets": 240, "shard_size": 40, "steps": 0}}}, "budgets.small.steps: Input should be"),
+        (
+            {"tasks": [{"dataset": "top", "configs": ["top_bdt"], "seed": 3}]},
+            "unknown key 'tasks.0.seed'; valid keys here: dataset, configs",
+        ),
+        ({"budget": {}}, "unknown key 'budget'; valid keys here: name, description, data_seed, seeds, budgets, tasks"),
     ],
 )
 def test_bad_suites_fail_before_any_work(tmp_path: Path, capsys, change: dict, message: str) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from ai4hep.bench.record import Cost, Record, Spread
-from ai4hep.bench.suite import load_suite
+from ai4hep.bench.suite import Budget, load_suite
 from ai4hep.errors import UserError
 from ai4hep.extras import require
 from ai4hep.models import get_model
@@ -116,14 +116,40 @@ def _spread(values: list[float | None], errors: list[float | None]) -> Spread:
     )
 
 
-def _cell_config(config_file: Path, data: Path, seed: int, epochs: int, out: Path) -> Path:
+def _steps_per_epoch(data: dict) -> int:
+    """Optimizer steps in one epoch of a config's `data:` block: its training jets (from the shard headers) over
+    the batch size, the last batch partial."""
+    from ai4hep.data.loader import DataConfig, file_info, split_files
+
+    cfg = DataConfig(**data)
+    jets = sum(file_info(f, cfg.objects).n_jets for f in split_files(cfg).train)
+    return max(1, -(-jets // cfg.batch_size))
+
+
+def _cell_config(config_file: Path, data: Path, seed: int, budget: Budget, out: Path) -> Path:
+    """The config of one seed of a cell: the budget's data, seed and threads, and for networks its length (epochs or
+    optimizer steps) and batch size. With `steps`, max_epochs is ceil(steps / steps per epoch) unless the budget
+    gives epochs, so the steps end training and the cosine learning-rate decay (over max_epochs) spans them. Each
+    config keeps its learning rate."""
     raw = yaml.safe_load(config_file.read_text())
     raw["seed"] = seed
     raw["data"]["paths"] = [str(data)]
     for key in ("train", "val", "test"):
         raw["data"].pop(key, None)
-    if "trainer" in raw or get_model(raw["model"]["name"]).adapter.trains_in_epochs:  # fitted models have no epochs
-        raw.setdefault("trainer", {})["max_epochs"] = epochs
+    trainer = dict(raw.get("trainer") or {})
+    if get_model(raw["model"]["name"]).adapter.trains_in_epochs:  # fitted models have no epochs, steps or batches
+        if budget.batch_size is not None:
+            raw["data"]["batch_size"] = budget.batch_size
+        if budget.steps is not None:
+            trainer["max_steps"] = budget.steps
+        if budget.epochs is not None:
+            trainer["max_epochs"] = budget.epochs
+        else:
+            trainer["max_epochs"] = -(-budget.steps // _steps_per_epoch(raw["data"]))
+    if budget.threads is not None:
+        trainer["threads"] = budget.threads
+    if trainer:
+        raw["trainer"] = trainer
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(raw, sort_keys=False))
     return out
@@ -137,7 +163,7 @@ def run_cell(
     data: Path,
     dataset_hash: str,
     seeds: list[int],
-    epochs: int,
+    limits: Budget,
     work: Path,
 ) -> Record:
     """All seeds of one (dataset, config) cell -> one record (not yet stored)."""
@@ -149,7 +175,7 @@ def run_cell(
     results = []
     for k, seed in enumerate(seeds):
         run = work / "runs" / record_id / f"seed{seed}"
-        config = _cell_config(config_file, data, seed, epochs, run.parent / f"seed{seed}.yaml")
+        config = _cell_config(config_file, data, seed, limits, run.parent / f"seed{seed}.yaml")
         spawn = multiprocessing.get_context("spawn")  # a fresh process: CPU time and peak RSS are this seed's
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
             results.append(pool.submit(_one_seed, config, run, data, artifacts if k == 0 else None).result())
@@ -242,7 +268,7 @@ def run_suite(
                     data,
                     summary.dataset_hash,
                     suite.seeds_for(budget),
-                    b.epochs,
+                    b,
                     work,
                 )
                 store.add(record)
